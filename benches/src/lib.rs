@@ -1,0 +1,1 @@
+//! Benchmarks and peer comparisons for sandbox-proxy.

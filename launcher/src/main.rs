@@ -1,0 +1,3 @@
+//! The `agent-sandbox` launcher (built in the launcher issue).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! `sandbox-proxy`: a default-deny allowlist forward proxy for sandboxed coding agents.

@@ -1,0 +1,3 @@
+//! The `sandbox-proxy` binary.
+
+fn main() {}
