@@ -263,3 +263,234 @@ impl Allowlist {
             .map(|&index| &self.entries[index])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = "\
+example.com
+*.github.com
+api.example.org:8443
+1.2.3.4
+[::1]
+*.bücher.de
+*.deep.example.net
+x.deep.example.net:8080
+*.example.net
+example.com
+api.github.com
+10.0.0.1:22
+*.co.uk
+example.net
+";
+
+    fn list() -> Allowlist {
+        Allowlist::parse("list.txt", LIST, &[80, 443]).unwrap()
+    }
+
+    fn host(s: &str) -> Host {
+        Host::parse(s).unwrap()
+    }
+
+    const NOT_LISTED: Decision = Decision::Denied(ListDenial::NotListed);
+    const WRONG_PORT: Decision = Decision::Denied(ListDenial::PortNotAllowed);
+    const ALLOWED: Decision = Decision::Allowed;
+
+    /// (rule, host, port, decision, line of the deciding entry)
+    #[rustfmt::skip]
+    const CASES: &[(&str, &str, u16, Decision, Option<u32>)] = &[
+        ("exact matches the host", "example.com", 443, ALLOWED, Some(1)),
+        ("exact matches the host only", "www.example.com", 443, NOT_LISTED, None),
+        ("exact is not a suffix", "xexample.com", 443, NOT_LISTED, None),
+        ("subtree matches its domain", "github.com", 443, ALLOWED, Some(2)),
+        ("subtree matches a subdomain", "a.github.com", 443, ALLOWED, Some(2)),
+        ("subtree matches any depth", "a.b.c.d.github.com", 80, ALLOWED, Some(2)),
+        ("label boundary", "evilgithub.com", 443, NOT_LISTED, None),
+        ("label boundary, partial", "ithub.com", 443, NOT_LISTED, None),
+        ("suffix trick", "github.com.evil.net", 443, NOT_LISTED, None),
+        ("suffix trick, exact", "example.com.evil.net", 443, NOT_LISTED, None),
+        ("prefix trick", "github.comevil.com", 443, NOT_LISTED, None),
+        ("case", "EXAMPLE.Com", 443, ALLOWED, Some(1)),
+        ("trailing dot", "example.com.", 443, ALLOWED, Some(1)),
+        ("case and trailing dot on subtree", "A.GitHub.COM.", 443, ALLOWED, Some(2)),
+        ("IDN in unicode", "bücher.de", 443, ALLOWED, Some(6)),
+        ("IDN in punycode", "xn--bcher-kva.de", 443, ALLOWED, Some(6)),
+        ("IDN subdomain, upper case", "shop.BÜCHER.de", 443, ALLOWED, Some(6)),
+        ("IDN look-alike", "bucher.de", 443, NOT_LISTED, None),
+        ("v4 literal", "1.2.3.4", 443, ALLOWED, Some(4)),
+        ("other v4 literal", "1.2.3.5", 443, NOT_LISTED, None),
+        ("v6 literal", "[::1]", 80, ALLOWED, Some(5)),
+        ("v6 long form", "[0:0:0:0:0:0:0:1]", 80, ALLOWED, Some(5)),
+        ("v4-mapped v6 is not the v4 entry", "[::ffff:1.2.3.4]", 443, NOT_LISTED, None),
+        ("v4-compatible v6 is not the v4 entry", "[::1.2.3.4]", 443, NOT_LISTED, None),
+        ("default ports only", "example.com", 8080, WRONG_PORT, Some(1)),
+        ("default port 80", "example.com", 80, ALLOWED, Some(1)),
+        ("entry port", "api.example.org", 8443, ALLOWED, Some(3)),
+        ("entry port only", "api.example.org", 443, WRONG_PORT, Some(3)),
+        ("ip entry port", "10.0.0.1", 22, ALLOWED, Some(12)),
+        ("ip entry port only", "10.0.0.1", 443, WRONG_PORT, Some(12)),
+        ("exact before subtree", "api.github.com", 443, ALLOWED, Some(11)),
+        ("exact before an earlier subtree of the same name", "example.net", 443, ALLOWED, Some(14)),
+        ("exact with port before subtree", "x.deep.example.net", 8080, ALLOWED, Some(8)),
+        ("subtree when exact lacks the port", "x.deep.example.net", 443, ALLOWED, Some(7)),
+        ("longest subtree first", "a.deep.example.net", 443, ALLOWED, Some(7)),
+        ("shorter subtree", "shallow.example.net", 443, ALLOWED, Some(9)),
+        ("most specific entry for a port denial", "y.x.deep.example.net", 8080, WRONG_PORT, Some(7)),
+        ("first line among equals", "example.com", 80, ALLOWED, Some(1)),
+        ("two-label subtree", "bbc.co.uk", 443, ALLOWED, Some(13)),
+        ("no implicit tld", "uk", 443, NOT_LISTED, None),
+        ("sibling of a subtree", "other.uk", 443, NOT_LISTED, None),
+    ];
+
+    #[test]
+    fn matching_rules() {
+        let list = list();
+        for &(rule, name, port, decision, line) in CASES {
+            let got = list.lookup(&host(name), port);
+            assert_eq!(got.decision, decision, "{rule}: {name}:{port}");
+            assert_eq!(got.entry.map(|e| e.line), line, "{rule}: {name}:{port}");
+        }
+    }
+
+    #[test]
+    fn odd_ipv4_encodings_never_reach_the_matcher() {
+        for odd in ["16909060", "0x01020304", "1.2.0x3.4", "01.2.3.4", "1.2.772"] {
+            assert!(Host::parse(odd).is_err(), "{odd}");
+        }
+    }
+
+    #[test]
+    fn lookup_returns_the_deciding_entry() {
+        let list = list();
+        let lookup = list.lookup(&host("deep.github.com"), 443);
+        let entry = lookup.entry.unwrap();
+        assert_eq!(
+            (entry.line, entry.column, entry.to_string()),
+            (2, 1, "*.github.com".into())
+        );
+        assert!(!entry.is_exact());
+        assert!(std::ptr::eq(entry, &list.entries()[1]));
+    }
+
+    #[test]
+    fn allowed_ports_lists_what_matching_entries_allow() {
+        let list = list();
+        let cases: &[(&str, &[u16])] = &[
+            ("example.com", &[80, 443]),
+            ("api.example.org", &[8443]),
+            ("x.deep.example.net", &[80, 443, 8080]),
+            ("10.0.0.1", &[22]),
+            ("unknown.org", &[]),
+        ];
+        for (name, ports) in cases {
+            assert_eq!(list.allowed_ports(&host(name)), *ports, "{name}");
+        }
+    }
+
+    #[test]
+    fn default_ports_are_sorted_and_deduplicated() {
+        let list = Allowlist::parse("f", "a.com", &[443, 80, 443]).unwrap();
+        assert_eq!(list.default_ports(), [80, 443]);
+        assert_eq!(list.lookup(&host("a.com"), 80).decision, ALLOWED);
+        let only_tls = Allowlist::parse("f", "a.com", &[443]).unwrap();
+        assert_eq!(only_tls.lookup(&host("a.com"), 80).decision, WRONG_PORT);
+    }
+
+    #[test]
+    fn empty_list_allows_nothing() {
+        for text in ["", "# nothing\n\n"] {
+            let list = Allowlist::parse("f", text, &[80, 443]).unwrap();
+            assert!(list.is_empty());
+            assert_eq!(list.len(), 0);
+            let lookup = list.lookup(&host("example.com"), 443);
+            assert_eq!((lookup.decision, lookup.entry), (NOT_LISTED, None));
+        }
+    }
+
+    #[test]
+    fn builder_orders_by_line_whatever_the_push_order() {
+        let parsed = list();
+        let mut builder = AllowlistBuilder::new(&[443]);
+        for entry in parsed.entries().iter().rev() {
+            builder.push(entry.clone());
+        }
+        let rebuilt = builder.build();
+        assert_eq!(rebuilt.len(), parsed.len());
+        assert_eq!(
+            rebuilt
+                .lookup(&host("example.com"), 443)
+                .entry
+                .map(|e| e.line),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn allowlist_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Allowlist>();
+    }
+
+    /// A file in the system temp dir, removed on drop.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, contents: &[u8]) -> Self {
+            let path = std::env::temp_dir()
+                .join(format!("sandbox-proxy-test-{}-{name}", std::process::id()));
+            std::fs::write(&path, contents).unwrap();
+            Self(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn load_reads_a_file() {
+        let file = TempFile::new("ok.txt", b"*.github.com\n");
+        let list = Allowlist::load(&file.0, &[443]).unwrap();
+        assert_eq!(list.lookup(&host("api.github.com"), 443).decision, ALLOWED);
+    }
+
+    #[test]
+    fn load_errors_name_the_path() {
+        let missing = std::env::temp_dir().join("sandbox-proxy-test-does-not-exist.txt");
+        let error = Allowlist::load(&missing, &[443]).unwrap_err();
+        assert!(
+            matches!(&error, LoadError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("cannot read allowlist {}", missing.display())
+        );
+
+        let binary = TempFile::new("binary.txt", b"a.com\nb\xffc.com\n");
+        let error = Allowlist::load(&binary.0, &[443]).unwrap_err();
+        let LoadError::Read { path, source } = &error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(
+            (path, source.kind()),
+            (&binary.0, std::io::ErrorKind::InvalidData)
+        );
+        assert_eq!(source.to_string(), "line 2 is not valid UTF-8");
+        assert!(error.to_string().contains(&*binary.0.to_string_lossy()));
+
+        let invalid = TempFile::new("invalid.txt", b"ok.com\n*.com\na..b\n");
+        let error = Allowlist::load(&invalid.0, &[443]).unwrap_err();
+        assert!(matches!(&error, LoadError::Invalid(errors) if errors.len() == 2));
+        let shown = invalid.0.display();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{shown}:2:1: wildcard over a top-level domain ('*.com') is not allowed\n\
+                 {shown}:3:3: empty label"
+            )
+        );
+    }
+}

@@ -145,3 +145,249 @@ fn suggested(pattern: &Pattern, port: Option<u16>) -> String {
         None => host,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::HostError;
+
+    fn errors(text: &str) -> Vec<(u32, u32, ParseErrorKind)> {
+        parse_entries("f.txt", text)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| (e.line, e.column, e.kind))
+            .collect()
+    }
+
+    fn subtree(domain: &str) -> Pattern {
+        match Host::parse(domain).unwrap() {
+            Host::Name(name) => Pattern::Subtree(name),
+            Host::Ip(_) => unreachable!(),
+        }
+    }
+
+    fn exact(host: &str) -> Pattern {
+        Pattern::Exact(Host::parse(host).unwrap())
+    }
+
+    #[test]
+    fn each_error_kind_with_line_and_column() {
+        use HostError as H;
+        use ParseErrorKind::*;
+        let long_label = "a".repeat(64);
+        let long_name = format!("{0}.{0}.{0}.{1}", "a".repeat(63), "b".repeat(62));
+        let url = |s: Option<&str>| Url {
+            suggestion: s.map(str::to_owned),
+        };
+        let tld = |t: &str| WildcardOverTld { tld: t.to_owned() };
+        let host = |e: HostError| ParseErrorKind::Host(e);
+        let cases: Vec<(String, u32, ParseErrorKind)> = vec![
+            ("*".into(), 1, BareWildcard),
+            ("*:443".into(), 1, BareWildcard),
+            ("*.".into(), 1, WildcardWithoutDomain),
+            ("*.:443".into(), 1, WildcardWithoutDomain),
+            ("*.com".into(), 1, tld("com")),
+            ("*.COM.".into(), 1, tld("com")),
+            ("*.localhost:8080".into(), 1, tld("localhost")),
+            ("a.*.com".into(), 3, WildcardPlacement),
+            ("*foo.com".into(), 1, WildcardPlacement),
+            ("**.a.com".into(), 1, WildcardPlacement),
+            ("*.*.a.com".into(), 3, WildcardPlacement),
+            ("foo*.com".into(), 4, WildcardPlacement),
+            ("a.com*".into(), 6, WildcardPlacement),
+            ("*.1.2.3.4".into(), 1, WildcardOverIp),
+            ("*.[::1]".into(), 1, WildcardOverIp),
+            ("https://github.com/x".into(), 1, url(Some("github.com"))),
+            (
+                "http://User:pw@GitHub.com:8080/x?y".into(),
+                1,
+                url(Some("github.com:8080")),
+            ),
+            ("https://*.github.com/".into(), 1, url(Some("*.github.com"))),
+            ("https://".into(), 1, url(None)),
+            ("github.com/path".into(), 11, url(Some("github.com"))),
+            ("a..b/".into(), 5, url(None)),
+            ("a.com b.com".into(), 7, UnexpectedText),
+            ("a.com\t\tb".into(), 8, UnexpectedText),
+            ("a..com".into(), 3, host(H::EmptyLabel { offset: Some(2) })),
+            (
+                "*.a..com".into(),
+                5,
+                host(H::EmptyLabel { offset: Some(4) }),
+            ),
+            ("a.com..".into(), 7, host(H::EmptyLabel { offset: Some(6) })),
+            (
+                long_label.clone(),
+                1,
+                host(H::LabelTooLong { offset: Some(0) }),
+            ),
+            (
+                format!("*.x.{long_label}"),
+                5,
+                host(H::LabelTooLong { offset: Some(4) }),
+            ),
+            (long_name, 1, host(H::NameTooLong)),
+            (
+                "a_b!.com".into(),
+                4,
+                host(H::InvalidChar {
+                    ch: '!',
+                    offset: Some(3),
+                }),
+            ),
+            (
+                "a.com#x".into(),
+                6,
+                host(H::InvalidChar {
+                    ch: '#',
+                    offset: Some(5),
+                }),
+            ),
+            (
+                "a%2ecom".into(),
+                2,
+                host(H::InvalidChar {
+                    ch: '%',
+                    offset: Some(1),
+                }),
+            ),
+            ("user@a.com".into(), 5, host(H::Userinfo { offset: 4 })),
+            (
+                "-a.com".into(),
+                1,
+                host(H::HyphenAtLabelEdge { offset: Some(0) }),
+            ),
+            ("\u{301}a.com".into(), 1, host(H::InvalidIdna)),
+            ("a.com:0".into(), 7, host(H::PortZero { offset: 6 })),
+            (
+                "a.com:65536".into(),
+                7,
+                host(H::PortOutOfRange { offset: 6 }),
+            ),
+            ("a.com:http".into(), 7, host(H::InvalidPort { offset: 6 })),
+            ("a.com:".into(), 7, host(H::EmptyPort { offset: 6 })),
+            ("*.a.com:0".into(), 9, host(H::PortZero { offset: 8 })),
+            ("::1".into(), 1, host(H::UnbracketedIpv6 { offset: 0 })),
+            ("[::1".into(), 1, host(H::UnclosedBracket { offset: 0 })),
+            (
+                "2130706433".into(),
+                1,
+                host(H::NonCanonicalIpv4 { offset: 0 }),
+            ),
+            (
+                "0x7f.0.0.1".into(),
+                1,
+                host(H::NonCanonicalIpv4 { offset: 0 }),
+            ),
+            (
+                "0177.0.0.1".into(),
+                1,
+                host(H::NonCanonicalIpv4 { offset: 0 }),
+            ),
+            ("127.1".into(), 1, host(H::NonCanonicalIpv4 { offset: 0 })),
+            ("1.2.3.4.5".into(), 1, host(H::InvalidIpv4 { offset: 0 })),
+        ];
+        for (entry, column, kind) in cases {
+            let text = format!("# header\n\n{entry}\n");
+            assert_eq!(errors(&text), vec![(3, column, kind)], "{entry:?}");
+            // Indentation moves the column by the number of characters (tabs count one).
+            let indented = format!(" \t{entry}  # comment");
+            assert_eq!(errors(&indented)[0].1, column + 2, "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        assert_eq!(
+            errors("  bücher.de x"),
+            vec![(1, 13, ParseErrorKind::UnexpectedText)]
+        );
+        assert_eq!(
+            errors("ü.example.com\n*.bücher..de"),
+            // Non-ASCII input: IDNA runs first, so the offset inside the name is unknown
+            // and the column points at the entry.
+            vec![(
+                2,
+                1,
+                ParseErrorKind::Host(HostError::EmptyLabel { offset: None })
+            )]
+        );
+        assert_eq!(
+            errors("a.b.c.d.e.f..com"),
+            vec![(
+                1,
+                13,
+                ParseErrorKind::Host(HostError::EmptyLabel { offset: Some(12) })
+            )]
+        );
+    }
+
+    #[test]
+    fn reports_every_error_of_the_file_at_once() {
+        let text = "github.com\n*\nok.example.com\nhttps://x.org/a\n\n*.com\na.com:99999\n";
+        let result = parse_entries("allow.txt", text).unwrap_err();
+        let shown: Vec<String> = result.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "allow.txt:2:1: bare '*' would allow every host; list the domains instead (e.g. '*.example.com')",
+                "allow.txt:4:1: a URL is not an entry; write the host only: 'x.org'",
+                "allow.txt:6:1: wildcard over a top-level domain ('*.com') is not allowed",
+                "allow.txt:7:7: port greater than 65535",
+            ]
+        );
+        assert_eq!(result.to_string(), shown.join("\n"));
+    }
+
+    #[test]
+    fn entries_keep_pattern_port_position_and_text() {
+        let text = "\u{feff}Example.COM.\r\n  *.GitHub.com:8443   # ci\r\n\t[::1]:8080\n1.2.3.4\n";
+        let got = parse_entries("f", text).unwrap();
+        let want = [
+            (exact("example.com"), None, 1, 1, "Example.COM."),
+            (subtree("github.com"), Some(8443), 2, 3, "*.GitHub.com:8443"),
+            (exact("[::1]"), Some(8080), 3, 2, "[::1]:8080"),
+            (exact("1.2.3.4"), None, 4, 1, "1.2.3.4"),
+        ];
+        assert_eq!(got.len(), want.len());
+        for (entry, (pattern, port, line, column, text)) in got.iter().zip(want) {
+            assert_eq!(entry.pattern, pattern);
+            assert_eq!((entry.port, entry.line, entry.column), (port, line, column));
+            assert_eq!(entry.to_string(), text);
+        }
+        assert!(got[0].is_exact() && !got[1].is_exact());
+    }
+
+    #[test]
+    fn comments_and_blank_lines() {
+        let text =
+            "# full line\n   # indented comment\n\n \t \na.com # trailing\nb.com\t# tab\n#c.com\n";
+        let got = parse_entries("f", text).unwrap();
+        let texts: Vec<&str> = got.iter().map(|e| &*e.text).collect();
+        assert_eq!(texts, ["a.com", "b.com"]);
+        assert_eq!(parse_entries("f", "").unwrap(), []);
+        assert_eq!(parse_entries("f", "# only comments\n\n").unwrap(), []);
+    }
+
+    #[test]
+    fn the_old_tools_example_file_parses() {
+        let text = include_str!("../../../examples/allowed_domains.txt");
+        let got = parse_entries("allowed_domains.txt", text).unwrap();
+        let texts: Vec<&str> = got.iter().map(|e| &*e.text).collect();
+        assert_eq!(
+            texts,
+            [
+                "github.com",
+                "api.github.com",
+                "raw.githubusercontent.com",
+                "*.githubusercontent.com",
+                "*.github.com",
+                "*.atlassian.com",
+                "*.atlassian.net",
+                "host.docker.internal",
+            ]
+        );
+        assert_eq!(got[4].pattern, subtree("github.com"));
+    }
+}
