@@ -6,20 +6,22 @@
 //! test instead, so a broken CI machine never passes by skipping.
 
 use std::io::Write;
+use std::process::Command;
 use std::sync::OnceLock;
-
-use crate::cli::docker;
 
 /// Whether the Docker engine answers. When it does not: panics under CI, otherwise
 /// prints a SKIP banner naming the calling test and returns `false`.
 pub fn docker_available() -> bool {
     static PROBE: OnceLock<Result<String, String>> = OnceLock::new();
     let probe = PROBE.get_or_init(|| {
-        let outcome = docker(["version", "--format", "{{.Server.APIVersion}}"]);
-        if outcome.success() {
-            Ok(outcome.stdout.trim().to_owned())
-        } else {
-            Err(outcome.stderr.trim().to_owned())
+        // Not `cli::docker`: a missing client is a reason to skip, not a panic.
+        match Command::new("docker")
+            .args(["version", "--format", "{{.Server.APIVersion}}"])
+            .output()
+        {
+            Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into()),
+            Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            Err(e) => Err(format!("cannot run the docker client: {e}")),
         }
     });
     let reason = match probe {

@@ -18,6 +18,7 @@ mod debian;
 mod engine;
 mod proxy_image;
 mod scope;
+mod upstream;
 mod wait;
 
 pub use cache::{CacheLock, cache_dir, workspace_root};
@@ -26,4 +27,5 @@ pub use debian::debian_image;
 pub use engine::docker_available;
 pub use proxy_image::proxy_image;
 pub use scope::{Container, ContainerBuilder, Scope, TEST_ID_LABEL, TEST_LABEL};
-pub use wait::{wait_healthy, wait_tcp};
+pub use upstream::Upstream;
+pub use wait::{wait_healthy, wait_log, wait_tcp};

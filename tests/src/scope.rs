@@ -7,8 +7,11 @@
 //! Objects left by a test process that was killed outright (its `Drop` never ran) are
 //! removed by the next test process that opens a scope.
 
+use std::fs::Permissions;
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -23,7 +26,8 @@ pub const TEST_ID_LABEL: &str = "agent-sandbox.test.id";
 /// The key of the label naming the test process that created an object.
 const TEST_PID_LABEL: &str = "agent-sandbox.test.pid";
 
-/// Docker objects of one test, removed on drop. See the module documentation.
+/// Docker objects (and host files) of one test, removed on drop. See the module
+/// documentation.
 #[derive(Debug)]
 pub struct Scope {
     id: String,
@@ -116,9 +120,33 @@ impl Scope {
         docker(&all)
     }
 
-    /// Removes every container, network and volume labelled with this scope's id.
+    /// Writes a file into the scope's host directory (created on first use, readable
+    /// by every UID so containers running as any user can read bind mounts of it, and
+    /// removed with the scope) and returns its path.
+    pub fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let dir = self.host_dir();
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        std::fs::set_permissions(&dir, Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", dir.display()));
+        let path = dir.join(name);
+        std::fs::write(&path, contents)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::fs::set_permissions(&path, Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
+        path
+    }
+
+    /// Removes every container, network and volume labelled with this scope's id, and
+    /// the scope's host directory.
     pub fn remove_all(&self) {
         remove_labelled(&format!("{TEST_ID_LABEL}={}", self.id));
+        let _ = std::fs::remove_dir_all(self.host_dir());
+    }
+
+    /// The scope's directory on the host, for files given to containers.
+    fn host_dir(&self) -> PathBuf {
+        std::env::temp_dir().join(&self.id)
     }
 }
 

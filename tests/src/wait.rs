@@ -1,4 +1,5 @@
-//! Waiting for a container to become healthy, or for a TCP port to answer.
+//! Waiting for a container to become healthy, to log a line, or for a TCP port to
+//! answer.
 //!
 //! Both poll every few milliseconds up to a deadline and panic with what they saw (the
 //! container's state, health log and logs) when the deadline passes, so a test that
@@ -56,5 +57,29 @@ pub fn wait_tcp(addr: SocketAddr, timeout: Duration) -> Duration {
             }
             Err(_) => std::thread::sleep(POLL),
         }
+    }
+}
+
+/// Waits until the container's logs (stdout or stderr) contain `needle` and returns how
+/// long that took. Panics with the logs when the container stops first or `timeout`
+/// passes.
+pub fn wait_log(container: &Container, needle: &str, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let logs = container.logs();
+        if logs.stdout.contains(needle) || logs.stderr.contains(needle) {
+            return started.elapsed();
+        }
+        let state = container.inspect("{{.State.Status}}");
+        if state != "running" || started.elapsed() >= timeout {
+            panic!(
+                "container {} ({state}) did not log {needle:?} within {:.1?}; logs:\n{}{}",
+                container.name(),
+                started.elapsed(),
+                logs.stdout,
+                logs.stderr
+            );
+        }
+        std::thread::sleep(POLL);
     }
 }
