@@ -61,6 +61,7 @@ pub fn debian_image() -> &'static str {
         if !image_exists(&tag) {
             let tarball = cache_dir().join(format!("debian-{SUITE}-{hash}.tar"));
             if !tarball.exists() {
+                remove_stale_tarballs(&tarball);
                 bootstrap(&tarball);
             }
             import(&tarball, &tag);
@@ -120,6 +121,20 @@ fn bootstrap(tarball: &Path) {
         tarball.display(),
         started.elapsed()
     );
+}
+
+/// Removes root filesystem tarballs of older recipes (each is about 160 MB).
+fn remove_stale_tarballs(current: &Path) {
+    let Some(dir) = current.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path != current && name.starts_with("debian-") && name.ends_with(".tar") {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// Imports the root filesystem tarball as `tag`.
