@@ -126,7 +126,9 @@ fn bootstrap(tarball: &Path) {
 /// Removes root filesystem tarballs of older recipes (each is about 160 MB).
 fn remove_stale_tarballs(current: &Path) {
     let Some(dir) = current.parent() else { return };
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
