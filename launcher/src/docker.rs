@@ -207,7 +207,7 @@ pub enum DockerError {
     #[error("cannot list {kind}")]
     List {
         /// What was listed.
-        kind: &'static str,
+        kind: Kind,
         /// The cause.
         #[source]
         source: BollardError,
@@ -253,9 +253,32 @@ pub struct ImageCommand {
     pub cmd: Vec<String>,
 }
 
+/// The kinds of engine object a run creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A container.
+    Container,
+    /// A network.
+    Network,
+    /// A volume.
+    Volume,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Container => "containers",
+            Kind::Network => "networks",
+            Kind::Volume => "volumes",
+        })
+    }
+}
+
 /// An object found by label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Labelled {
+    /// What it is.
+    pub kind: Kind,
     /// Container id, network id or volume name.
     pub id: String,
     /// Its labels.
@@ -791,92 +814,59 @@ impl Engine {
         })
     }
 
-    /// Containers (running or not) carrying the label `key` (any value).
+    /// The objects of `kind` (containers: running or not) carrying the label filter `key`
+    /// (`name` for any value, `name=value` for one value).
     ///
     /// # Errors
     ///
     /// The engine fails.
-    pub async fn containers_labelled(&self, key: &str) -> Result<Vec<Labelled>, DockerError> {
+    pub async fn labelled(&self, kind: Kind, key: &str) -> Result<Vec<Labelled>, DockerError> {
         let filters = HashMap::from([("label", vec![key])]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|source| DockerError::List {
-                kind: "containers",
-                source,
-            })?;
-        Ok(list
-            .into_iter()
-            .filter_map(|c| {
-                Some(Labelled {
-                    id: c.id?,
-                    labels: c.labels.unwrap_or_default(),
+        let labelled = |id: Option<String>, labels: Option<HashMap<String, String>>| {
+            Some(Labelled {
+                kind,
+                id: id?,
+                labels: labels.unwrap_or_default(),
+            })
+        };
+        let listed = match kind {
+            Kind::Container => {
+                let options = ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build();
+                self.docker
+                    .list_containers(Some(options))
+                    .await
+                    .map(|list| {
+                        list.into_iter()
+                            .filter_map(|c| labelled(c.id, c.labels))
+                            .collect()
+                    })
+            }
+            Kind::Network => {
+                let options = ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build();
+                self.docker.list_networks(Some(options)).await.map(|list| {
+                    list.into_iter()
+                        .filter_map(|n| labelled(n.id, n.labels))
+                        .collect()
                 })
-            })
-            .collect())
-    }
-
-    /// Networks carrying the label `key`.
-    ///
-    /// # Errors
-    ///
-    /// The engine fails.
-    pub async fn networks_labelled(&self, key: &str) -> Result<Vec<Labelled>, DockerError> {
-        let filters = HashMap::from([("label", vec![key])]);
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_networks(Some(options))
-            .await
-            .map_err(|source| DockerError::List {
-                kind: "networks",
-                source,
-            })?;
-        Ok(list
-            .into_iter()
-            .filter_map(|n| {
-                Some(Labelled {
-                    id: n.id?,
-                    labels: n.labels.unwrap_or_default(),
+            }
+            Kind::Volume => {
+                let options = ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build();
+                self.docker.list_volumes(Some(options)).await.map(|list| {
+                    let volumes = list.volumes.unwrap_or_default().into_iter();
+                    volumes
+                        .filter_map(|v| labelled(Some(v.name), Some(v.labels)))
+                        .collect()
                 })
-            })
-            .collect())
-    }
-
-    /// Volumes carrying the label `key`.
-    ///
-    /// # Errors
-    ///
-    /// The engine fails.
-    pub async fn volumes_labelled(&self, key: &str) -> Result<Vec<Labelled>, DockerError> {
-        let filters = HashMap::from([("label", vec![key])]);
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(|source| DockerError::List {
-                kind: "volumes",
-                source,
-            })?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| Labelled {
-                id: v.name,
-                labels: v.labels,
-            })
-            .collect())
+            }
+        };
+        listed.map_err(|source| DockerError::List { kind, source })
     }
 
     /// Whether the engine runs on this machine's kernel, so that host paths and process

@@ -3,9 +3,9 @@
 //! after normal exit, errors and signals; a panic hook covers panics). `gc` removes the
 //! leftovers of runs whose launcher process is gone (killed with SIGKILL, machine crash).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-use crate::docker::{DockerError, Engine, Labelled};
+use crate::docker::{DockerError, Engine, Kind, Labelled};
 use crate::labels::{self, Owner, SESSION};
 
 /// Something a run created, to be removed at its end.
@@ -17,6 +17,16 @@ pub enum Resource {
     Network(String),
     /// A volume (name).
     Volume(String),
+}
+
+impl From<Labelled> for Resource {
+    fn from(object: Labelled) -> Self {
+        match object.kind {
+            Kind::Container => Resource::Container(object.id),
+            Kind::Network => Resource::Network(object.id),
+            Kind::Volume => Resource::Volume(object.id),
+        }
+    }
 }
 
 /// Removes `resources` in reverse order of creation. Every removal is attempted even when
@@ -44,16 +54,17 @@ pub async fn session_resources(
     session: &str,
 ) -> Result<Vec<Resource>, DockerError> {
     let key = format!("{SESSION}={session}");
-    let containers = engine.containers_labelled(&key).await?;
-    let networks = engine.networks_labelled(&key).await?;
-    let volumes = engine.volumes_labelled(&key).await?;
+    let mut resources = Vec::new();
     // remove_all works backwards, so list them in creation order.
-    let mut resources: Vec<Resource> = volumes
-        .into_iter()
-        .map(|v| Resource::Volume(v.id))
-        .collect();
-    resources.extend(networks.into_iter().map(|n| Resource::Network(n.id)));
-    resources.extend(containers.into_iter().map(|c| Resource::Container(c.id)));
+    for kind in [Kind::Volume, Kind::Network, Kind::Container] {
+        resources.extend(
+            engine
+                .labelled(kind, &key)
+                .await?
+                .into_iter()
+                .map(Resource::from),
+        );
+    }
     Ok(resources)
 }
 
@@ -91,13 +102,12 @@ pub async fn gc(
     current: Option<&str>,
     running: impl Fn(&Owner) -> bool,
 ) -> Result<Vec<String>, DockerError> {
-    let key = labels::MANAGED_BY;
-    let mut objects = engine.containers_labelled(key).await?;
-    objects.extend(engine.networks_labelled(key).await?);
-    objects.extend(engine.volumes_labelled(key).await?);
+    let mut objects = Vec::new();
+    for kind in [Kind::Container, Kind::Network, Kind::Volume] {
+        objects.extend(engine.labelled(kind, labels::MANAGED_BY).await?);
+    }
     let stale = stale_sessions(&objects, host, current, running);
-    let mut seen = HashSet::new();
-    for session in stale.iter().filter(|s| seen.insert(s.as_str())) {
+    for session in &stale {
         let resources = session_resources(engine, session).await?;
         for failure in remove_all(engine, resources).await {
             tracing::warn!(session, error = %crate::report::chain(&failure), "cannot remove a leftover");
@@ -140,6 +150,7 @@ mod tests {
 
     fn object(session: &Session, role: &str) -> Labelled {
         Labelled {
+            kind: Kind::Container,
             id: format!("{}-{role}", session.id),
             labels: session.labels(role),
         }
@@ -170,6 +181,7 @@ mod tests {
             object(&elsewhere, "agent"),
             object(&ours, "agent"),
             Labelled {
+                kind: Kind::Network,
                 id: "unlabelled".into(),
                 labels: Default::default(),
             },
