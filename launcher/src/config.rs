@@ -76,8 +76,8 @@ impl Host {
                 .filter(|h| !h.is_empty())
                 .map(PathBuf::from)
                 .ok_or(ConfigError::NoHome)?,
-            uid: nix::unistd::getuid().as_raw(),
-            gid: nix::unistd::getgid().as_raw(),
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
         })
     }
 

@@ -2,9 +2,8 @@
 //! where the kernel tells (Linux), it started at the recorded time, so a reused PID does
 //! not keep a dead session's leftovers alive.
 
-use nix::errno::Errno;
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
+use rustix::io::Errno;
+use rustix::process::{Pid, test_kill_process};
 
 use crate::labels::Owner;
 
@@ -14,20 +13,20 @@ pub fn current_owner() -> Owner {
     Owner {
         pid,
         start: start_time(pid).unwrap_or_default(),
-        host: nix::unistd::gethostname()
-            .ok()
-            .and_then(|name| name.into_string().ok())
-            .unwrap_or_default(),
+        host: rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
     }
 }
 
 /// Whether `owner` (a launcher on this host) is still running.
 pub fn is_running(owner: &Owner) -> bool {
-    let Ok(pid) = i32::try_from(owner.pid) else {
+    let Some(pid) = i32::try_from(owner.pid).ok().and_then(Pid::from_raw) else {
         return false;
     };
     // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
-    let exists = matches!(kill(Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM));
+    let exists = matches!(test_kill_process(pid), Ok(()) | Err(Errno::PERM));
     if !exists {
         return false;
     }
