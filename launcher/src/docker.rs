@@ -19,7 +19,7 @@ use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    ResizeContainerTTYOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -162,6 +162,15 @@ pub enum DockerError {
     /// Waiting for a container failed.
     #[error("cannot wait for container {name}")]
     Wait {
+        /// The container.
+        name: String,
+        /// The cause.
+        #[source]
+        source: BollardError,
+    },
+    /// Resizing a container's TTY failed.
+    #[error("cannot resize the terminal of container {name}")]
+    Resize {
         /// The container.
         name: String,
         /// The cause.
@@ -651,18 +660,20 @@ impl Engine {
             })
     }
 
-    /// Attaches to a container's output streams (and its stdin when `stdin`). Done before
-    /// the container starts, no output is lost.
+    /// Attaches to a container's stdin, stdout and stderr. Done before the container
+    /// starts, no output is lost. `detach_keys` replaces docker's default Ctrl-P Ctrl-Q,
+    /// which would swallow every Ctrl-P typed.
     ///
     /// # Errors
     ///
     /// The engine refuses.
-    pub async fn attach(&self, id: &str, stdin: bool) -> Result<Attached, DockerError> {
+    pub async fn attach(&self, id: &str, detach_keys: &str) -> Result<Attached, DockerError> {
         let options = AttachContainerOptionsBuilder::default()
             .stream(true)
             .stdout(true)
             .stderr(true)
-            .stdin(stdin)
+            .stdin(true)
+            .detach_keys(detach_keys)
             .build();
         let attached = self
             .docker
@@ -684,6 +695,25 @@ impl Engine {
             output: Box::pin(output),
             input: attached.input,
         })
+    }
+
+    /// Sets the size of a container's TTY.
+    ///
+    /// # Errors
+    ///
+    /// The engine refuses (for example before the TTY exists).
+    pub async fn resize_tty(&self, id: &str, columns: u16, rows: u16) -> Result<(), DockerError> {
+        let options = ResizeContainerTTYOptionsBuilder::default()
+            .w(i32::from(columns))
+            .h(i32::from(rows))
+            .build();
+        self.docker
+            .resize_container_tty(id, options)
+            .await
+            .map_err(|source| DockerError::Resize {
+                name: id.to_owned(),
+                source,
+            })
     }
 
     /// A future for the exit status of a started container. The condition is "not

@@ -1,8 +1,6 @@
 //! The launcher's commands end to end: `run` and `shell` (settings, profile, checks,
 //! images, sandbox, relay, exit status, teardown on every path), `build` and `gc`.
 
-use std::io::IsTerminal as _;
-
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::{BuildArgs, Cli, Command, SandboxArgs};
@@ -16,7 +14,12 @@ use crate::profile::{Profile, ProfileError};
 use crate::report::{chain, notice};
 use crate::sandbox::{AgentNetwork, Isolation, Sandbox, SandboxError};
 use crate::settings::{Settings, SettingsError};
+use crate::terminal::{self, RawMode};
 use crate::{doctor, stdio, teardown};
+
+/// The key sequence that detaches from the container: docker's default (Ctrl-P Ctrl-Q)
+/// would swallow every Ctrl-P, which agents use (pi cycles models with it).
+const DETACH_KEYS: &str = "ctrl-],ctrl-^";
 
 /// Why a command failed (the launcher's own failures, not the agent's).
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,9 @@ pub enum Error {
     /// The sandbox could not be set up.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The terminal could not be put in raw mode.
+    #[error("cannot put the terminal in raw mode")]
+    Terminal(#[source] std::io::Error),
     /// The signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
@@ -164,6 +170,7 @@ async fn sandboxed(
     let owner = liveness::current_owner();
     let session = Session::new(owner.clone(), config.extra_labels.clone());
     teardown::remove_on_panic(session.id.clone());
+    terminal::restore_on_panic();
     match teardown::gc(
         &engine,
         &owner.host,
@@ -246,19 +253,24 @@ async fn run_in(
         .as_ref()
         .map_or(AgentNetwork::Host, |p| p.network.clone());
     let image_command = engine.image_command(config.image.name()).await?;
-    let forward_stdin = true;
+    let tty = terminal::is_interactive();
     let agent = sandbox
-        .create_agent_container(config, &network, &image_command, forward_stdin)
+        .create_agent_container(config, &network, &image_command, tty)
         .await?;
-    let attached = engine.attach(&agent, forward_stdin).await?;
+    // Docker's order: attach before start (no output lost), wait after start.
+    let attached = engine.attach(&agent, DETACH_KEYS).await?;
     engine.start_container(&agent).await?;
     let exit = engine.wait_exit(&agent);
-    if std::io::stdin().is_terminal() {
-        tracing::debug!(
-            "stdin is a terminal; interactive TTY mode is not implemented yet, relaying lines"
-        );
+    if tty {
+        let raw = RawMode::enable().map_err(Error::Terminal)?;
+        tokio::select! {
+            relayed = stdio::relay(attached) => relayed?,
+            () = terminal::follow_size(engine, &agent) => {}
+        }
+        drop(raw);
+    } else {
+        stdio::relay(attached).await?;
     }
-    stdio::relay(attached, forward_stdin).await?;
     let code = exit.await?;
     if let Some(proxy) = &proxy {
         match sandbox.denied(proxy).await {

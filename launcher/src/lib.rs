@@ -20,3 +20,4 @@ pub mod sandbox;
 pub mod settings;
 pub mod stdio;
 pub mod teardown;
+pub mod terminal;

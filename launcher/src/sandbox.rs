@@ -281,7 +281,7 @@ impl<'a> Sandbox<'a> {
         config: &SandboxConfig,
         network: &AgentNetwork,
         image: &ImageCommand,
-        stdin: bool,
+        tty: bool,
     ) -> Result<String, SandboxError> {
         for mount in &config.mounts {
             if mount.missing == Missing::Create && !mount.source.exists() {
@@ -293,7 +293,7 @@ impl<'a> Sandbox<'a> {
                 })?;
             }
         }
-        let body = agent_container_body(config, network, image, stdin);
+        let body = agent_container_body(config, network, image, tty);
         Ok(self.create_container("agent", body).await?)
     }
 
@@ -361,12 +361,13 @@ pub fn proxy_environment(host: &str, port: u16) -> Vec<String> {
     env
 }
 
-/// The agent container's definition (pure, so its hardening is unit-tested).
+/// The agent container's definition (pure, so its hardening is unit-tested). Its stdin is
+/// open (closed when the launcher's input ends); `tty` gives it a terminal.
 pub fn agent_container_body(
     config: &SandboxConfig,
     network: &AgentNetwork,
     image: &ImageCommand,
-    stdin: bool,
+    tty: bool,
 ) -> ContainerCreateBody {
     let workdir = config.workdir.to_string_lossy().into_owned();
     let mut mounts = vec![bind(&workdir, &workdir, false)];
@@ -416,12 +417,12 @@ pub fn agent_container_body(
         env: Some(env),
         user: Some(format!("{}:{}", config.user.0, config.user.1)),
         working_dir: Some(workdir),
-        attach_stdin: Some(stdin),
+        attach_stdin: Some(true),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
-        open_stdin: Some(stdin),
-        stdin_once: Some(stdin),
-        tty: Some(false),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(tty),
         host_config: Some(HostConfig {
             network_mode: Some(network_mode),
             init: Some(init),

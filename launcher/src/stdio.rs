@@ -1,8 +1,8 @@
-//! Relaying the agent container's standard streams when there is no terminal (pipes, CI):
-//! its stdout and stderr go to the launcher's, demultiplexed; the launcher's stdin is
-//! forwarded and the container's stdin closed at end of input, so `echo prompt | pi -p`
-//! works. (The interactive terminal mode, with a TTY, raw mode and resizing, is a sibling
-//! of this module.)
+//! Relaying the agent container's standard streams: its output goes to the launcher's
+//! stdout and stderr (demultiplexed when the container has no TTY; with one, everything
+//! arrives as stdout); the launcher's stdin is forwarded and the container's stdin closed
+//! at end of input, so `echo prompt | pi -p` works. Raw mode and sizing, for a TTY, are
+//! in [`crate::terminal`].
 
 use std::io::Read as _;
 
@@ -37,18 +37,18 @@ fn read_stdin() -> mpsc::Receiver<Vec<u8>> {
     receiver
 }
 
-/// Relays until the container's output ends (it exited). With `forward_stdin`, the
-/// launcher's stdin goes to the container, whose stdin is closed at end of input.
+/// Relays until the container's output ends (it exited). The launcher's stdin goes to the
+/// container, whose stdin is closed at end of input.
 ///
 /// # Errors
 ///
 /// The engine connection fails while relaying.
-pub async fn relay(attached: Attached, forward_stdin: bool) -> Result<(), DockerError> {
+pub async fn relay(attached: Attached) -> Result<(), DockerError> {
     let Attached {
         mut output,
         mut input,
     } = attached;
-    let mut stdin = forward_stdin.then(read_stdin);
+    let mut stdin = Some(read_stdin());
     let (mut out, mut err) = (stdout(), stderr());
     loop {
         tokio::select! {
