@@ -16,6 +16,8 @@ use crate::labels::{INPUTS_HASH, MANAGED_BY, MANAGED_BY_VALUE};
 const AGENT_DOCKERFILE: &str = include_str!("../../images/agent/Dockerfile");
 /// The agent image's entrypoint, baked into the image.
 const AGENT_ENTRYPOINT: &str = include_str!("../../images/agent/entrypoint.sh");
+/// The browser hand-off shim (xdg-open and friends).
+const AGENT_BROWSER_SHIM: &str = include_str!("../../images/agent/browser-open.sh");
 /// The repository of the built agent images; the variant is the tag.
 const AGENT_REPOSITORY: &str = "agent-sandbox/agent";
 /// The agent image's default base: the Node.js devcontainer image (Node 24, Debian trixie).
@@ -80,6 +82,7 @@ impl ImageSpec {
             files: vec![
                 ("Dockerfile", AGENT_DOCKERFILE),
                 ("entrypoint.sh", AGENT_ENTRYPOINT),
+                ("browser-open.sh", AGENT_BROWSER_SHIM),
             ],
         }
     }
@@ -260,7 +263,7 @@ mod tests {
                     .into_owned()
             })
             .collect();
-        assert_eq!(names, ["Dockerfile", "entrypoint.sh"]);
+        assert_eq!(names, ["Dockerfile", "entrypoint.sh", "browser-open.sh"]);
         assert_eq!(spec.tag, "agent-sandbox/agent:go");
     }
 

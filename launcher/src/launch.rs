@@ -3,6 +3,7 @@
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::browser::{self, Channel};
 use crate::cli::{BuildArgs, Cli, Command, SandboxArgs};
 use crate::config::{AgentImage, ConfigError, Host, SandboxConfig};
 use crate::docker::{DockerError, Engine};
@@ -10,7 +11,7 @@ use crate::exit::ExitStatus;
 use crate::images::{self, DEFAULT_BASE_IMAGE, ImageError, ImageSpec, ImageState, Lang};
 use crate::labels::Session;
 use crate::liveness;
-use crate::profile::{Profile, ProfileError};
+use crate::profile::{Missing, Profile, ProfileError, ResolvedMount};
 use crate::report::{chain, notice};
 use crate::sandbox::{AgentNetwork, Isolation, Sandbox, SandboxError};
 use crate::settings::{Settings, SettingsError};
@@ -42,6 +43,9 @@ pub enum Error {
     /// The sandbox could not be set up.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The browser hand-off channel could not be created.
+    #[error("cannot create the browser hand-off directory")]
+    Browser(#[source] std::io::Error),
     /// The terminal could not be put in raw mode.
     #[error("cannot put the terminal in raw mode")]
     Terminal(#[source] std::io::Error),
@@ -190,14 +194,31 @@ async fn sandboxed(
     }
     prepare_images(&engine, &config).await?;
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
+    let mut config = config;
+    let browser =
+        Channel::create(&Channel::default_parent(), &session.id).map_err(Error::Browser)?;
+    config.mounts.push(ResolvedMount {
+        source: browser.dir().to_owned(),
+        target: browser::CONTAINER_DIR.to_owned(),
+        read_only: false,
+        missing: Missing::Skip,
+    });
+    config.env.push(format!(
+        "{}={}/urls",
+        browser::ENV_VAR,
+        browser::CONTAINER_DIR
+    ));
+    let mut urls = browser.follower().map_err(Error::Browser)?;
     let mut sandbox = Sandbox::new(&engine, &session);
     let outcome = tokio::select! {
         result = run_in(&mut sandbox, &engine, &config) => result,
+        () = urls.follow(browser::open_in_browser) => Ok(ExitStatus::LAUNCHER_FAILED),
         number = terminations.recv() => {
             notice(&format!("signal {number}: stopping the sandbox"));
             Ok(ExitStatus::from_signal(number))
         }
     };
+    urls.read_lines(browser::open_in_browser);
     let mut failures = sandbox.teardown().await;
     match teardown::session_resources(&engine, &session.id).await {
         Ok(left) => failures.extend(teardown::remove_all(&engine, left).await),

@@ -2,6 +2,7 @@
 //! network egress goes through the `sandbox-proxy` allowlist sidecar. The binary is thin:
 //! [`cli::parse`], then [`launch::main`], then the [`exit::ExitStatus`].
 
+pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod context;
