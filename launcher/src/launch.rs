@@ -192,7 +192,9 @@ async fn sandboxed(
             tracing::warn!(error = %chain(&error), "cannot look for leftovers of earlier runs")
         }
     }
+    tracing::debug!(phase = "gc done");
     prepare_images(&engine, &config).await?;
+    tracing::debug!(phase = "images ready");
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
     let mut config = config;
     let browser =
@@ -219,6 +221,7 @@ async fn sandboxed(
         }
     };
     urls.read_lines(browser::open_in_browser);
+    tracing::debug!(phase = "run done");
     let mut failures = sandbox.teardown().await;
     match teardown::session_resources(&engine, &session.id).await {
         Ok(left) => failures.extend(teardown::remove_all(&engine, left).await),
@@ -261,7 +264,9 @@ async fn run_in(
                      addresses of the host through the network's gateway",
                 );
             }
-            Some(sandbox.start_proxy(proxy).await?)
+            let started = sandbox.start_proxy(proxy).await?;
+            tracing::debug!(phase = "proxy ready");
+            Some(started)
         }
         None => {
             notice(
@@ -280,7 +285,9 @@ async fn run_in(
         .await?;
     // Docker's order: attach before start (no output lost), wait after start.
     let attached = engine.attach(&agent, DETACH_KEYS).await?;
+    tracing::debug!(phase = "agent created");
     engine.start_container(&agent).await?;
+    tracing::debug!(phase = "agent started");
     let exit = engine.wait_exit(&agent);
     if tty {
         let raw = RawMode::enable().map_err(Error::Terminal)?;

@@ -231,7 +231,9 @@ impl<'a> Sandbox<'a> {
                 .connect_network(network, &container, &[PROXY_ALIAS.to_owned()])
                 .await?;
         }
+        tracing::debug!(phase = "proxy created");
         self.engine.start_container(&container).await?;
+        tracing::debug!(phase = "proxy started");
         self.wait_ready(&container).await?;
         Ok(Proxy { container, network })
     }

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use futures_util::future::join_all;
+
 use crate::docker::{DockerError, Engine, Kind, Labelled};
 use crate::labels::{self, Owner, SESSION};
 
@@ -29,20 +31,29 @@ impl From<Labelled> for Resource {
     }
 }
 
-/// Removes `resources` in reverse order of creation. Every removal is attempted even when
-/// one fails; the failures are returned.
+/// Removes `resources` in reverse order of creation, as far as order matters: the
+/// containers first (they use the networks and volumes), concurrently, then the networks
+/// and volumes, concurrently. Every removal is attempted even when one fails; the
+/// failures are returned.
 pub async fn remove_all(engine: &Engine, resources: Vec<Resource>) -> Vec<DockerError> {
+    let (containers, others): (Vec<Resource>, Vec<Resource>) = resources
+        .into_iter()
+        .rev()
+        .partition(|r| matches!(r, Resource::Container(_)));
     let mut failures = Vec::new();
-    for resource in resources.into_iter().rev() {
-        let result = match &resource {
-            Resource::Container(id) => engine.remove_container(id).await,
-            Resource::Network(id) => engine.remove_network(id).await,
-            Resource::Volume(name) => engine.remove_volume(name).await,
-        };
-        match result {
-            Ok(()) => tracing::debug!(?resource, "removed"),
-            Err(error) => failures.push(error),
-        }
+    for stage in [containers, others] {
+        let removals = stage.into_iter().map(|resource| async move {
+            let result = match &resource {
+                Resource::Container(id) => engine.remove_container(id).await,
+                Resource::Network(id) => engine.remove_network(id).await,
+                Resource::Volume(name) => engine.remove_volume(name).await,
+            };
+            if result.is_ok() {
+                tracing::debug!(?resource, "removed");
+            }
+            result
+        });
+        failures.extend(join_all(removals).await.into_iter().filter_map(Result::err));
     }
     failures
 }
