@@ -17,9 +17,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    ResizeContainerTTYOptionsBuilder, WaitContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, ResizeContainerTTYOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -162,6 +162,15 @@ pub enum DockerError {
     /// Waiting for a container failed.
     #[error("cannot wait for container {name}")]
     Wait {
+        /// The container.
+        name: String,
+        /// The cause.
+        #[source]
+        source: BollardError,
+    },
+    /// Signalling a container failed.
+    #[error("cannot signal container {name}")]
+    Kill {
         /// The container.
         name: String,
         /// The cause.
@@ -694,6 +703,24 @@ impl Engine {
         Ok(Attached {
             output: Box::pin(output),
             input: attached.input,
+        })
+    }
+
+    /// Sends `signal` (a name such as `SIGTERM`) to a container's main process; a
+    /// container that is gone or no longer running counts as signalled.
+    ///
+    /// # Errors
+    ///
+    /// The engine refuses.
+    pub async fn kill_container(&self, id: &str, signal: &str) -> Result<(), DockerError> {
+        let options = KillContainerOptionsBuilder::default()
+            .signal(signal)
+            .build();
+        gone_is_done(self.docker.kill_container(id, Some(options)).await).map_err(|source| {
+            DockerError::Kill {
+                name: id.to_owned(),
+                source,
+            }
         })
     }
 

@@ -1,6 +1,8 @@
 //! The launcher's commands end to end: `run` and `shell` (settings, profile, checks,
 //! images, sandbox, relay, exit status, teardown on every path), `build` and `gc`.
 
+use std::time::Duration;
+
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::browser::{self, Channel};
@@ -130,6 +132,18 @@ async fn build_images(settings: &Settings, args: &BuildArgs) -> Result<ExitStatu
     Ok(ExitStatus::SUCCESS)
 }
 
+/// How long the agent may take to exit after a signal is passed on to it.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A signal's description and its name as the engine takes it.
+fn signal_name(number: i32) -> (&'static str, &'static str) {
+    match number {
+        1 => ("hangup", "SIGHUP"),
+        2 => ("interrupted", "SIGINT"),
+        _ => ("terminated", "SIGTERM"),
+    }
+}
+
 /// The termination signals that end a run (and its sandbox) early.
 struct Terminations(Vec<(i32, Signal)>);
 
@@ -211,13 +225,36 @@ async fn sandboxed(
         browser::CONTAINER_DIR
     ));
     let mut urls = browser.follower().map_err(Error::Browser)?;
-    let mut sandbox = Sandbox::new(&engine, &session);
-    let outcome = tokio::select! {
-        result = run_in(&mut sandbox, &engine, &config) => result,
-        () = urls.follow(browser::open_in_browser) => Ok(ExitStatus::LAUNCHER_FAILED),
-        number = terminations.recv() => {
-            notice(&format!("signal {number}: stopping the sandbox"));
-            Ok(ExitStatus::from_signal(number))
+    let sandbox = Sandbox::new(&engine, &session);
+    let outcome = {
+        let run = run_in(&sandbox, &engine, &config);
+        tokio::pin!(run);
+        // The first signal is passed on to the agent, which gets STOP_GRACE to exit while
+        // its output is still relayed (as `docker run` does); a second signal, the grace
+        // running out, or a signal before the agent exists ends the run at once.
+        let mut signalled: Option<i32> = None;
+        let grace = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                result = &mut run => break result,
+                () = urls.follow(browser::open_in_browser) => {}
+                number = terminations.recv() => {
+                    let (name, engine_name) = signal_name(number);
+                    if signalled.is_some() || !sandbox.has_agent() {
+                        notice(&format!("{name}: stopping the sandbox"));
+                        break Ok(ExitStatus::from_signal(number));
+                    }
+                    notice(&format!("{name}: passed on to the agent (again to stop at once)"));
+                    signalled = Some(number);
+                    sandbox.signal_agent(engine_name).await;
+                    grace.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+                }
+                () = &mut grace => {
+                    notice("the agent did not stop in time: stopping the sandbox");
+                    break Ok(ExitStatus::from_signal(signalled.unwrap_or(15)));
+                }
+            }
         }
     };
     urls.read_lines(browser::open_in_browser);
@@ -252,7 +289,7 @@ async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), E
 
 /// Sets the sandbox up and runs the command; the caller tears it down.
 async fn run_in(
-    sandbox: &mut Sandbox<'_>,
+    sandbox: &Sandbox<'_>,
     engine: &Engine,
     config: &SandboxConfig,
 ) -> Result<ExitStatus, Error> {

@@ -10,6 +10,7 @@
 //! DNS, no other container and no host service is reachable from the agent.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
@@ -115,7 +116,10 @@ pub struct Proxy {
 pub struct Sandbox<'a> {
     engine: &'a Engine,
     session: &'a Session,
-    created: Vec<Resource>,
+    // Interior mutability so that a signal can reach the agent while the run goes on;
+    // the locks are never held across an await.
+    created: Mutex<Vec<Resource>>,
+    agent: Mutex<Option<String>>,
 }
 
 impl<'a> Sandbox<'a> {
@@ -124,34 +128,48 @@ impl<'a> Sandbox<'a> {
         Self {
             engine,
             session,
-            created: Vec::new(),
+            created: Mutex::new(Vec::new()),
+            agent: Mutex::new(None),
         }
     }
 
+    /// Records a created object for teardown.
+    fn record(&self, resource: Resource) {
+        self.created
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(resource);
+    }
+
+    /// Whether the agent container exists yet.
+    pub fn has_agent(&self) -> bool {
+        self.agent.lock().is_ok_and(|agent| agent.is_some())
+    }
+
     /// Creates a per-run network with `role` (`internal`: no route out).
-    async fn create_network(&mut self, role: &str, internal: bool) -> Result<String, DockerError> {
+    async fn create_network(&self, role: &str, internal: bool) -> Result<String, DockerError> {
         let name = self.session.name(role);
         let id = self
             .engine
             .create_network(&name, internal, &self.session.labels(role))
             .await?;
-        self.created.push(Resource::Network(id));
+        self.record(Resource::Network(id));
         Ok(name)
     }
 
     /// Creates a per-run volume with `role`.
-    async fn create_volume(&mut self, role: &str) -> Result<String, DockerError> {
+    async fn create_volume(&self, role: &str) -> Result<String, DockerError> {
         let name = self.session.name(role);
         self.engine
             .create_volume(&name, &self.session.labels(role))
             .await?;
-        self.created.push(Resource::Volume(name.clone()));
+        self.record(Resource::Volume(name.clone()));
         Ok(name)
     }
 
     /// Creates a container with `role`; it is recorded for teardown at once.
     async fn create_container(
-        &mut self,
+        &self,
         role: &str,
         mut body: ContainerCreateBody,
     ) -> Result<String, DockerError> {
@@ -160,7 +178,7 @@ impl<'a> Sandbox<'a> {
             .engine
             .create_container(&self.session.name(role), body)
             .await?;
-        self.created.push(Resource::Container(id.clone()));
+        self.record(Resource::Container(id.clone()));
         Ok(id)
     }
 
@@ -170,7 +188,7 @@ impl<'a> Sandbox<'a> {
     ///
     /// The engine fails, or the sidecar exits or is not ready in time (its output is in
     /// the error).
-    pub async fn start_proxy(&mut self, proxy: &ProxyConfig) -> Result<Proxy, SandboxError> {
+    pub async fn start_proxy(&self, proxy: &ProxyConfig) -> Result<Proxy, SandboxError> {
         let egress = match &proxy.egress_network {
             Some(network) => network.clone(),
             None => self.create_network("egress", false).await?,
@@ -279,7 +297,7 @@ impl<'a> Sandbox<'a> {
     ///
     /// A mount source cannot be created, or the engine refuses the container.
     pub async fn create_agent_container(
-        &mut self,
+        &self,
         config: &SandboxConfig,
         network: &AgentNetwork,
         image: &ImageCommand,
@@ -296,7 +314,11 @@ impl<'a> Sandbox<'a> {
             }
         }
         let body = agent_container_body(config, network, image, tty);
-        Ok(self.create_container("agent", body).await?)
+        let id = self.create_container("agent", body).await?;
+        if let Ok(mut agent) = self.agent.lock() {
+            *agent = Some(id.clone());
+        }
+        Ok(id)
     }
 
     /// The hosts the proxy refused during the run, from its admin endpoint.
@@ -310,9 +332,23 @@ impl<'a> Sandbox<'a> {
         Ok(crate::denied::Denied::parse(&output.stdout))
     }
 
+    /// Passes `signal` (a name such as `SIGTERM`) on to the agent container, if it exists.
+    pub async fn signal_agent(&self, signal: &str) {
+        let agent = self.agent.lock().ok().and_then(|agent| agent.clone());
+        if let Some(agent) = agent
+            && let Err(error) = self.engine.kill_container(&agent, signal).await
+        {
+            tracing::debug!(error = %crate::report::chain(&error), "cannot signal the agent");
+        }
+    }
+
     /// Removes everything this sandbox created, in reverse order; returns the failures.
     pub async fn teardown(self) -> Vec<DockerError> {
-        teardown::remove_all(self.engine, self.created).await
+        let created = self
+            .created
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        teardown::remove_all(self.engine, created).await
     }
 }
 
