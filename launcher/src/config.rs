@@ -138,6 +138,9 @@ pub struct Limits {
 pub struct SandboxConfig {
     /// Proxy mode, or `None` for the host network.
     pub proxy: Option<ProxyConfig>,
+    /// The allowlist file, when it exists (also outside proxy mode: the agent container
+    /// sees it read-only, so that it cannot widen a later run's policy).
+    pub allowlist: Option<PathBuf>,
     /// The agent container's image.
     pub image: AgentImage,
     /// Rebuild the images even when up to date.
@@ -179,18 +182,25 @@ impl SandboxConfig {
         if !args.force && (workdir == host.home || workdir.parent().is_none()) {
             return Err(ConfigError::BroadWorkdir { path: workdir });
         }
-        let proxy = if args.proxy {
-            let wanted = host.expand(
-                args.allowed_domains
-                    .as_deref()
-                    .unwrap_or(Path::new(DEFAULT_ALLOWLIST)),
-            );
-            let allowlist =
-                std::fs::canonicalize(&wanted).map_err(|source| ConfigError::MissingAllowlist {
+        let wanted = host.expand(
+            args.allowed_domains
+                .as_deref()
+                .unwrap_or(Path::new(DEFAULT_ALLOWLIST)),
+        );
+        let allowlist = match std::fs::canonicalize(&wanted) {
+            Ok(path) => Some(path),
+            Err(source) if args.proxy => {
+                return Err(ConfigError::MissingAllowlist {
                     path: wanted,
                     source,
-                })?;
-            Some(ProxyConfig {
+                });
+            }
+            Err(_) => None,
+        };
+        let proxy = allowlist
+            .clone()
+            .filter(|_| args.proxy)
+            .map(|allowlist| ProxyConfig {
                 allowlist,
                 image: args
                     .proxy_image
@@ -198,10 +208,7 @@ impl SandboxConfig {
                     .unwrap_or_else(|| DEFAULT_PROXY_IMAGE.to_owned()),
                 egress_network: args.egress_network.clone(),
                 isolation: args.isolation.unwrap_or_default(),
-            })
-        } else {
-            None
-        };
+            });
         let image = match args.image.clone().or_else(|| profile.image.clone()) {
             Some(name) => AgentImage::Given(name),
             None => AgentImage::Built(ImageSpec::agent(
@@ -211,6 +218,7 @@ impl SandboxConfig {
         };
         Ok(Self {
             proxy,
+            allowlist,
             image,
             rebuild: args.build,
             workdir,

@@ -379,6 +379,22 @@ fn volume(name: &str, target: &str, read_only: bool) -> Mount {
     }
 }
 
+/// Read-only mounts of the allowlist over every place where it is visible read-write in
+/// the agent container (it usually lives in `~/.agents`, which pi's profile mounts): an
+/// agent must not widen its own policy, for a proxy that reloads it or for the next run.
+fn protect_allowlist(allowlist: &std::path::Path, mounts: &[Mount]) -> Vec<Mount> {
+    let source = allowlist.to_string_lossy();
+    mounts
+        .iter()
+        .filter(|m| m.read_only != Some(true) && m.typ == Some(MountType::BIND))
+        .filter_map(|m| {
+            let inner = allowlist.strip_prefix(m.source.as_deref()?).ok()?;
+            let target = std::path::Path::new(m.target.as_deref()?).join(inner);
+            Some(bind(&source, &target.to_string_lossy(), true))
+        })
+        .collect()
+}
+
 /// The environment that points HTTP clients (curl, Node, Java, ...) at the proxy.
 pub fn proxy_environment(host: &str, port: u16) -> Vec<String> {
     let url = format!("http://{host}:{port}");
@@ -416,6 +432,9 @@ pub fn agent_container_body(
             .filter(|m| m.missing == Missing::Create || m.source.exists())
             .map(|m| bind(&m.source.to_string_lossy(), &m.target, m.read_only)),
     );
+    if let Some(allowlist) = &config.allowlist {
+        mounts.extend(protect_allowlist(allowlist, &mounts));
+    }
     let mut env = config.env.clone();
     let mut entrypoint = None;
     let (network_mode, init) = match network {
@@ -605,6 +624,34 @@ mod tests {
             .collect();
         assert_eq!(volumes.len(), 2);
         assert!(volumes.iter().all(|m| m.read_only == Some(true)));
+    }
+
+    #[test]
+    fn the_allowlist_is_read_only_wherever_a_mount_exposes_it() {
+        let mounts = vec![
+            bind("/home/a/.agents", "/home/piuser/.agents", false),
+            bind("/home/a", "/home/a", false),
+            bind("/home/a/.agents", "/ro/agents", true),
+            bind("/srv", "/srv", false),
+        ];
+        let protected =
+            protect_allowlist(std::path::Path::new("/home/a/.agents/allow.txt"), &mounts);
+        let targets: Vec<_> = protected
+            .iter()
+            .map(|m| (m.target.as_deref(), m.read_only))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                (Some("/home/piuser/.agents/allow.txt"), Some(true)),
+                (Some("/home/a/.agents/allow.txt"), Some(true))
+            ]
+        );
+        assert!(
+            protected
+                .iter()
+                .all(|m| m.source.as_deref() == Some("/home/a/.agents/allow.txt"))
+        );
     }
 
     #[test]
