@@ -31,7 +31,7 @@ pub enum Refusal {
     /// Not an `http://` or `https://` URL.
     #[error("not an http or https URL")]
     Scheme,
-    /// Longer than [`MAX_URL`].
+    /// Longer than the limit (4096 bytes).
     #[error("longer than {MAX_URL} bytes")]
     TooLong,
     /// Spaces, control characters or non-ASCII (which a URL never needs, percent-encoded).
@@ -43,7 +43,7 @@ pub enum Refusal {
 }
 
 /// Checks a line written by the container: an absolute `http`/`https` URL with a host,
-/// of printable ASCII without spaces, at most [`MAX_URL`] bytes.
+/// of printable ASCII without spaces, at most 4096 bytes.
 ///
 /// # Errors
 ///

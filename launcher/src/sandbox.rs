@@ -96,7 +96,7 @@ pub enum AgentNetwork {
         /// The volume holding the proxy binary.
         bin_volume: String,
     },
-    /// The per-run internal network, where the sidecar has the alias [`PROXY_ALIAS`].
+    /// The per-run internal network, where the sidecar has the alias `proxy`.
     Internal {
         /// The network's name.
         network: String,
