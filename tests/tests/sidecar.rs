@@ -6,7 +6,8 @@
 //! network (it cannot reach the upstreams but through the proxy); the proxy and the
 //! upstreams `allowed.test` and `denied.test` share an egress network, where the proxy
 //! resolves their names through Docker's embedded DNS (which also proves DNS works in
-//! the scratch image).
+//! the scratch image). The proxy also listens on a Unix socket in a volume on
+//! /run/sandbox, as the launcher runs it for an agent container without network.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,17 +26,34 @@ const ALLOWLIST_PATH: &str = "/etc/sandbox-proxy/allowed_domains.txt";
 /// The proxy's address as the client sees it.
 const PROXY: &str = "http://proxy.test:8888";
 
+/// The proxy's Unix socket, in the volume the launcher shares with the agent.
+const SOCKET: &str = "/run/sandbox/proxy.sock";
+
+/// A client for the Unix socket: sends `argv[1]` (a request head) and prints the reply.
+const UNIX_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[2])
+s.sendall(sys.argv[1].encode())
+reply = b""
+while chunk := s.recv(65536):
+    reply += chunk
+sys.stdout.write(reply.decode())
+"#;
+
 /// The image's non-root user.
 const UID: &str = "65532";
 
 /// A proxy sidecar with a client and two upstreams; see the module documentation.
 struct World {
+    /// The volume on the proxy's /run/sandbox, holding its Unix socket.
+    run_volume: String,
     proxy: Container,
     client: Container,
     allowed: Upstream,
     denied: Upstream,
     /// Last: dropped after the fields above, removes everything.
-    _scope: Scope,
+    scope: Scope,
 }
 
 impl World {
@@ -48,6 +66,7 @@ impl World {
         let allowed = Upstream::start(&scope, &egress, "allowed.test", &[80, 8000]);
         let denied = Upstream::start(&scope, &egress, "denied.test", &[80]);
         let allowlist = scope.file("allowed_domains.txt", ALLOWLIST);
+        let run_volume = volume(&scope, "run");
         let proxy = scope
             .container(proxy_image(), "proxy")
             .network(&egress)
@@ -60,9 +79,16 @@ impl World {
                 "--volume",
                 &format!("{}:{ALLOWLIST_PATH}:ro", allowlist.display()),
             ])
+            .args(["--volume", &format!("{run_volume}:/run/sandbox")])
             // The image's default command without `--admin`, which the proxy does not
             // have yet; drop this line once it does.
-            .cmd(["--listen", "0.0.0.0:8888", "--allowlist", ALLOWLIST_PATH])
+            .cmd([
+                "--listen",
+                "0.0.0.0:8888",
+                "--listen",
+                &format!("unix:{SOCKET}"),
+            ])
+            .cmd(["--allowlist", ALLOWLIST_PATH])
             .start();
         proxy.connect(&inner, Some("proxy.test"));
         let client = scope
@@ -75,11 +101,12 @@ impl World {
             Duration::from_secs(20),
         );
         Self {
+            run_volume,
             proxy,
             client,
             allowed,
             denied,
-            _scope: scope,
+            scope,
         }
     }
 
@@ -90,6 +117,28 @@ impl World {
         cmd.extend(["--max-time", "10", "--proxy", PROXY]);
         cmd.extend(args);
         Response::parse(self.client.exec(&cmd))
+    }
+
+    /// Sends a proxy request for `http://{host}/` over the Unix socket from a container without
+    /// network, running as an unprivileged UID other than the proxy's (the launcher's
+    /// agent container), and returns the raw reply.
+    fn unix_request(&self, host: &str) -> Response {
+        let head =
+            format!("GET http://{host}/ HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let mount = format!("{}:/run/sandbox", self.run_volume);
+        let out = self.scope.run(
+            debian_image(),
+            &[
+                "--network",
+                "none",
+                "--user",
+                "1000:1000",
+                "--volume",
+                &mount,
+            ],
+            &["python3", "-c", UNIX_CLIENT, &head, SOCKET],
+        );
+        Response::parse(out)
     }
 }
 
@@ -287,4 +336,20 @@ fn serves_read_only_without_capabilities_as_non_root() {
     assert_eq!(field("NoNewPrivs:"), "1");
     let served = world.curl(&["http://allowed.test/"]);
     assert_eq!(served.status, 200, "{served:?}");
+}
+
+#[test]
+fn serves_its_unix_socket_to_an_unprivileged_container_without_network() {
+    require_docker!();
+    let world = World::start();
+    let allowed = world.unix_request("allowed.test");
+    assert_eq!(
+        (allowed.status, allowed.body.as_str()),
+        (200, "allowed.test\n"),
+        "{allowed:?}"
+    );
+    let denied = world.unix_request("denied.test");
+    assert_eq!(denied.status, 403, "{denied:?}");
+    assert!(denied.deny_reason().is_some(), "{denied:?}");
+    assert_eq!(world.denied.connections(), 0);
 }
