@@ -102,6 +102,27 @@ pub struct ServeArgs {
     /// How long shutdown waits for open connections before closing them.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Require the TLS server name of tunnels to --sni-ports to be the CONNECT host
+    /// (the ClientHello is read, never decrypted; --header-read-timeout bounds the wait).
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
+    pub sni_check: Switch,
+    /// Tunnel ports that must carry TLS with a matching server name.
+    #[arg(
+        long,
+        value_name = "PORTS",
+        value_delimiter = ',',
+        default_value = "443"
+    )]
+    pub sni_ports: Vec<u16>,
+}
+
+/// An on/off flag value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// Options of `check`.

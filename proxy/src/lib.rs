@@ -3,7 +3,8 @@
 //! The pieces, in the order a request meets them: [`listen`] accepts it, [`server`]
 //! validates and routes it, [`policy`] decides on the host and port using the compiled
 //! [`allowlist`], [`dial`] resolves the name ([`resolve`]), classifies every address
-//! ([`guard`]) and connects, and [`tunnel`] relays the bytes.
+//! ([`guard`]) and connects, [`sni`] checks the TLS server name on tunnels to TLS ports,
+//! and [`tunnel`] relays the bytes.
 
 pub mod allowlist;
 pub mod check;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod resolve;
 pub mod serve;
 pub mod server;
+pub mod sni;
 pub mod store;
 pub mod tunnel;
 

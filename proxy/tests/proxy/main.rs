@@ -9,5 +9,6 @@ mod cli;
 mod connect;
 mod forward;
 mod limits;
+mod sni;
 mod support;
 mod tls;
