@@ -14,6 +14,7 @@ Examples:
   sandbox-proxy --allowlist allow.txt --listen 0.0.0.0:8888 --listen unix:/run/sandbox/proxy.sock
   sandbox-proxy --allowlist allow.txt --ports 80,443,8443 --log-format json
   sandbox-proxy check --allowlist allow.txt github.com api.github.com:22 evil.example
+  sandbox-proxy explain --allowlist allow.txt api.github.com host.docker.internal:8080
 
 Allowlist format (one entry per line, `#` starts a comment):
   example.com        that host only
@@ -46,6 +47,9 @@ pub struct Cli {
 pub enum Command {
     /// Validate an allowlist and show the decision for each TARGET (host or host:port).
     Check(CheckArgs),
+    /// Show how the proxy would decide each TARGET: deciding entry and line, port
+    /// verdict, resolved addresses and their class (resolves, never connects).
+    Explain(ExplainArgs),
 }
 
 /// Options shared by everything that compiles an allowlist.
@@ -114,6 +118,21 @@ pub struct ServeArgs {
         default_value = "443"
     )]
     pub sni_ports: Vec<u16>,
+}
+
+/// Options of `explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Allowlist and address policy.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Answer NAME with ADDR instead of asking DNS, as the server's --resolve does
+    /// (repeatable).
+    #[arg(long = "resolve", value_name = "NAME=ADDR[,ADDR...]")]
+    pub resolve: Vec<String>,
+    /// Targets to explain: host or host:port (port 443 when omitted).
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
 }
 
 /// An on/off flag value.

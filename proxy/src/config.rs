@@ -115,8 +115,8 @@ impl TryFrom<ServeArgs> for ServeConfig {
     }
 }
 
-/// Parses `NAME=ADDR[,ADDR...]`.
-fn parse_pin(text: &str) -> Result<(DomainName, Vec<IpAddr>), ConfigError> {
+/// Parses `NAME=ADDR[,ADDR...]` (`--resolve`).
+pub(crate) fn parse_pin(text: &str) -> Result<(DomainName, Vec<IpAddr>), ConfigError> {
     let bad = || ConfigError::BadPin(text.to_owned());
     let (name, addresses) = text.split_once('=').ok_or_else(bad)?;
     let Ok(Host::Name(name)) = Host::parse(name) else {

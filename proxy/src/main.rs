@@ -7,7 +7,7 @@ use clap::Parser;
 use sandbox_proxy::cli::{Cli, Command};
 use sandbox_proxy::config::ServeConfig;
 use sandbox_proxy::exit::Exit;
-use sandbox_proxy::{check, logging, report, serve};
+use sandbox_proxy::{check, explain, logging, report, serve};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Some(Command::Check(args)) => check::run(&args),
+        Some(Command::Explain(args)) => explain::run(&args),
         None => run_server(cli.serve),
     };
     exit.into()

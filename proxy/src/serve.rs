@@ -57,6 +57,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         policy_sha256 = policy.sha256(),
         "policy loaded"
     );
+    crate::lint::log_findings(&config.policy.allowlist, policy.allowlist());
     let resolver = Resolver::system(config.pins)?;
     let mut listeners = Vec::with_capacity(config.listen.len());
     for address in &config.listen {

@@ -12,17 +12,17 @@ use crate::tls::tls_upstream;
 const BIN: &str = env!("CARGO_BIN_EXE_sandbox-proxy");
 
 /// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(tag: &str) -> Scratch {
+    pub(crate) fn new(tag: &str) -> Scratch {
         let dir =
             std::env::temp_dir().join(format!("sandbox-proxy-test-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
 
-    fn file(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, text: &str) -> PathBuf {
         let path = self.0.join(name);
         std::fs::write(&path, text).unwrap();
         path
@@ -36,14 +36,14 @@ impl Drop for Scratch {
 }
 
 /// The binary running as a server; killed when dropped.
-struct Running {
+pub(crate) struct Running {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
-    fn start(allowlist: &Path, extra: &[&str]) -> Running {
+    pub(crate) fn start(allowlist: &Path, extra: &[&str]) -> Running {
         let mut child = Command::new(BIN)
             .arg("--allowlist")
             .arg(allowlist)
@@ -89,7 +89,12 @@ impl Running {
         }
     }
 
-    fn decisions(&self) -> Vec<serde_json::Value> {
+    /// Every line the server has written to stderr so far.
+    pub(crate) fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub(crate) fn decisions(&self) -> Vec<serde_json::Value> {
         self.stderr
             .lock()
             .unwrap()
@@ -107,7 +112,7 @@ impl Drop for Running {
     }
 }
 
-async fn curl(args: &[&str]) -> String {
+pub(crate) async fn curl(args: &[&str]) -> String {
     let output = tokio::process::Command::new("curl")
         .args(["-sS", "--max-time", "10"])
         .args(args)
@@ -209,7 +214,7 @@ fn sigterm_stops_the_server_cleanly() {
     assert_eq!(status.code(), Some(0));
 }
 
-fn run(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(BIN).args(args).output().unwrap();
     (
         output.status.code().unwrap_or(-1),

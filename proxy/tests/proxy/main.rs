@@ -7,6 +7,7 @@
 mod bypass;
 mod cli;
 mod connect;
+mod explain;
 mod forward;
 mod limits;
 mod sni;
