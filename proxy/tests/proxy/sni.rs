@@ -317,3 +317,27 @@ async fn garbage_after_a_record_header_is_refused_without_hanging() {
         recorder.assert_closed_silent(index).await;
     }
 }
+
+#[tokio::test]
+async fn a_hello_sent_with_the_connect_head_is_checked_too() {
+    let recorder = Recorder::start().await;
+    let proxy = proxy(&["tls.test"], recorder.port, SniCheck::default()).await;
+    let target = format!("tls.test:{}", recorder.port);
+    for (index, name) in ["tls.test", "other.test"].into_iter().enumerate() {
+        let hello = captured_hello(name).await;
+        let mut request =
+            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").into_bytes();
+        request.extend_from_slice(&hello);
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        if name == "tls.test" {
+            let got = recorder
+                .wait_for(index, |c| c.received.len() >= hello.len())
+                .await;
+            assert_eq!(got.received, hello);
+        } else {
+            assert!(closed_by_proxy(&mut stream).await);
+            recorder.assert_closed_silent(index).await;
+        }
+    }
+}
