@@ -86,6 +86,11 @@ impl Running {
         }
     }
 
+    /// Every line the server has written to stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// Every JSON log line so far.
     pub fn events(&self) -> Vec<serde_json::Value> {
         self.stderr
