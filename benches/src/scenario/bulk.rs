@@ -11,6 +11,7 @@ use std::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::tcp::{OwnedReadHalf, OwnedWriteHalf},
+    sync::Semaphore,
     task::JoinSet,
 };
 
@@ -19,6 +20,11 @@ use crate::{Error, Pattern, Record, TestName, runner::CpuMeter, runner::Tally, w
 
 /// Size of each write and of the read buffer.
 const CHUNK: usize = 64 * 1024;
+
+/// Chunks a tunnel may have sent but not yet received back. Bounded, so that a proxy
+/// which stops reading one side while the other is blocked cannot pile up data without
+/// end, and every system is measured with the same amount of data in flight.
+const IN_FLIGHT_CHUNKS: usize = 16;
 
 /// Opens `tunnels` tunnels to the echo upstream, streams the pattern through all of them
 /// for the window, and records the bytes that came back verified.
@@ -38,11 +44,18 @@ pub(super) async fn run(ctx: &Context, tunnels: u32) -> Result<Record, Error> {
     let meter = CpuMeter::start(ctx.process)?;
     for stream in streams {
         let (reader, writer) = stream.into_split();
-        set.spawn(write_pattern(writer, Arc::clone(&pattern)));
+        let credit = Arc::new(Semaphore::new(IN_FLIGHT_CHUNKS));
+        set.spawn(write_pattern(
+            writer,
+            Arc::clone(&pattern),
+            Arc::clone(&credit),
+        ));
+        let received = Arc::clone(&received);
         set.spawn(read_and_verify(
             reader,
             Arc::clone(&pattern),
-            Arc::clone(&received),
+            received,
+            credit,
         ));
     }
     tokio::time::sleep(ctx.window.duration).await;
@@ -68,9 +81,19 @@ pub(super) async fn run(ctx: &Context, tunnels: u32) -> Result<Record, Error> {
     Ok(record)
 }
 
-async fn write_pattern(mut writer: OwnedWriteHalf, pattern: Arc<Pattern>) -> Result<(), Error> {
+/// Writes the pattern chunk after chunk, each once a chunk of credit is available.
+async fn write_pattern(
+    mut writer: OwnedWriteHalf,
+    pattern: Arc<Pattern>,
+    credit: Arc<Semaphore>,
+) -> Result<(), Error> {
     let mut offset = 0u64;
     loop {
+        credit
+            .acquire()
+            .await
+            .map_err(|_| Error::Closed { op: "bulk echo" })?
+            .forget();
         writer
             .write_all(pattern.at(offset, CHUNK))
             .await
@@ -79,10 +102,12 @@ async fn write_pattern(mut writer: OwnedWriteHalf, pattern: Arc<Pattern>) -> Res
     }
 }
 
+/// Reads the echo, verifies it, and gives a chunk of credit back per chunk received.
 async fn read_and_verify(
     mut reader: OwnedReadHalf,
     pattern: Arc<Pattern>,
     received: Arc<AtomicU64>,
+    credit: Arc<Semaphore>,
 ) -> Result<(), Error> {
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
@@ -95,7 +120,9 @@ async fn read_and_verify(
             return Err(Error::Closed { op: "bulk echo" });
         }
         pattern.verify(offset, &buf[..n])?;
+        let chunks_before = offset / CHUNK as u64;
         offset += n as u64;
+        credit.add_permits((offset / CHUNK as u64 - chunks_before) as usize);
         received.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, Uri, Version, header};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::{body::Incoming, client::conn::http1};
 use hyper_util::rt::TokioIo;
@@ -60,12 +60,14 @@ impl HttpGet {
         })
     }
 
-    async fn connection(&mut self) -> Result<&mut Connection, Error> {
-        let usable = match self.connection.as_mut() {
+    /// The kept connection if the server still allows requests on it (and `true`), or a
+    /// new one (and `false`).
+    async fn connection(&mut self) -> Result<(&mut Connection, bool), Error> {
+        let reused = match self.connection.as_mut() {
             Some(c) => c.sender.ready().await.is_ok(),
             None => false,
         };
-        if !usable {
+        if !reused {
             let stream = wire::connect(self.connect_to).await?;
             let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
             let driver = tokio::spawn(async move {
@@ -74,34 +76,52 @@ impl HttpGet {
             });
             self.connection = Some(Connection { sender, driver });
         }
-        self.connection
+        let connection = self
+            .connection
             .as_mut()
-            .ok_or(Error::Closed { op: "connect" })
+            .ok_or(Error::Closed { op: "connect" })?;
+        Ok((connection, reused))
+    }
+
+    fn request(&self) -> Result<Request<Empty<Bytes>>, Error> {
+        let mut request = Request::get(self.uri.clone()).header(header::HOST, self.host.clone());
+        if !self.keep_alive {
+            request = request.header(header::CONNECTION, "close");
+        }
+        Ok(request.body(Empty::new())?)
+    }
+
+    /// One GET: whether the server keeps the connection, the status and the body.
+    async fn get(&mut self) -> Result<(bool, StatusCode, Bytes), Error> {
+        loop {
+            let request = self.request()?;
+            let (connection, reused) = self.connection().await?;
+            let exchange = async {
+                let response = connection.sender.send_request(request).await?;
+                let keep = reusable(&response);
+                let status = response.status();
+                let body = response.into_body().collect().await?.to_bytes();
+                Ok::<_, Error>((keep, status, body))
+            };
+            match exchange.await {
+                Ok(done) => return Ok(done),
+                Err(e) => {
+                    self.connection = None;
+                    // A server may close a kept connection without saying so (tinyproxy
+                    // does); like any client, retry once on a new connection.
+                    let stale = matches!(&e, Error::Http(h) if h.is_incomplete_message() || h.is_canceled());
+                    if !(reused && stale) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
     }
 }
 
 impl Operation for HttpGet {
     async fn run(&mut self) -> Result<(), Error> {
-        let mut request = Request::get(self.uri.clone()).header(header::HOST, self.host.clone());
-        if !self.keep_alive {
-            request = request.header(header::CONNECTION, "close");
-        }
-        let request = request.body(Empty::new())?;
-        let sender = &mut self.connection().await?.sender;
-        let exchange = async {
-            let response = sender.send_request(request).await?;
-            let keep = reusable(&response);
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, Error>((keep, status, body))
-        };
-        let (keep, status, body) = match exchange.await {
-            Ok(done) => done,
-            Err(e) => {
-                self.connection = None;
-                return Err(e);
-            }
-        };
+        let (keep, status, body) = self.get().await?;
         if !(self.keep_alive && keep) {
             self.connection = None;
         }
