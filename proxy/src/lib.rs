@@ -1,1 +1,33 @@
 //! `sandbox-proxy`: a default-deny allowlist forward proxy for sandboxed coding agents.
+//!
+//! The pieces, in the order a request meets them: [`listen`] accepts it, [`server`]
+//! validates and routes it, [`policy`] decides on the host and port using the compiled
+//! [`allowlist`], [`dial`] resolves the name ([`resolve`]), classifies every address
+//! ([`guard`]) and connects, and [`tunnel`] relays the bytes.
+
+pub mod allowlist;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod dial;
+pub mod exit;
+pub mod guard;
+pub mod host;
+pub mod listen;
+pub mod logging;
+pub mod policy;
+pub mod report;
+pub mod resolve;
+pub mod serve;
+pub mod server;
+pub mod store;
+pub mod tunnel;
+
+pub use allowlist::{
+    Allowlist, AllowlistBuilder, Decision, Entry, ListDenial, LoadError, Lookup, ParseError,
+    ParseErrorKind, ParseErrors, Pattern,
+};
+pub use host::{Authority, DomainName, Host, HostError};
+pub use policy::{Policy, PolicyOptions};
+pub use server::{Limits, Server};
+pub use store::PolicyStore;

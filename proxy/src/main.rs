@@ -1,3 +1,54 @@
-//! The `sandbox-proxy` binary.
+//! The `sandbox-proxy` binary: parse, run, map the outcome to a named exit code.
 
-fn main() {}
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sandbox_proxy::cli::{Cli, Command};
+use sandbox_proxy::config::ServeConfig;
+use sandbox_proxy::exit::Exit;
+use sandbox_proxy::{check, logging, report, serve};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Success
+            }
+            .into();
+        }
+    };
+    let exit = match cli.command {
+        Some(Command::Check(args)) => check::run(&args),
+        None => run_server(cli.serve),
+    };
+    exit.into()
+}
+
+fn run_server(args: sandbox_proxy::cli::ServeArgs) -> Exit {
+    let config = match ServeConfig::try_from(args) {
+        Ok(config) => config,
+        Err(err) => return fail(&err, Exit::Usage),
+    };
+    logging::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&err, Exit::Internal),
+    };
+    match runtime.block_on(serve::serve(config)) {
+        Ok(()) => Exit::Success,
+        Err(err) => fail(&err, err.exit()),
+    }
+}
+
+fn fail(err: &dyn std::error::Error, exit: Exit) -> Exit {
+    let _ = writeln!(std::io::stderr(), "sandbox-proxy: {}", report::chain(err));
+    exit
+}

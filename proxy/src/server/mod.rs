@@ -1,0 +1,267 @@
+//! The proxy server: accept loops, connection limits, per-connection HTTP/1.1 service,
+//! graceful shutdown.
+
+mod connect;
+mod counted;
+mod forward;
+pub mod framing;
+pub mod record;
+pub mod request;
+pub mod respond;
+pub mod sniff;
+mod upstream;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::dial::Dialer;
+use crate::listen::{Accepted, Listener};
+use crate::store::PolicyStore;
+use crate::tunnel::Socket;
+use record::{Client, DecisionRecord, Outcome};
+use respond::ProxyError;
+use sniff::{HeadRefusal, Sniffed, Verdicts};
+
+/// The body type of every response the proxy sends.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Resource limits and timeouts.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Time allowed for a client to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted (431 beyond).
+    pub max_header_bytes: usize,
+    /// Time allowed to resolve and connect to an upstream (504 beyond).
+    pub connect_timeout: Duration,
+    /// A tunnel with no traffic either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Concurrent client connections (503 beyond).
+    pub max_connections: usize,
+    /// How long shutdown waits for open connections and tunnels to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(15 * 60),
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// State shared by every connection of one server.
+struct Shared {
+    policy: PolicyStore,
+    dialer: Dialer,
+    client: upstream::UpstreamClient,
+    limits: Limits,
+    connections: Arc<Semaphore>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// A proxy server, ready to run on listeners the caller has bound.
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// A server deciding with `policy`, dialing with `dialer`, within `limits`.
+    pub fn new(policy: PolicyStore, dialer: Dialer, limits: Limits) -> Server {
+        let client = upstream::client(policy.clone(), dialer.clone());
+        Server {
+            shared: Arc::new(Shared {
+                connections: Arc::new(Semaphore::new(limits.max_connections)),
+                policy,
+                dialer,
+                client,
+                limits,
+                tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Serves `listeners` until `shutdown` completes, then stops accepting and waits up to
+    /// the shutdown grace period for open connections and tunnels.
+    pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
+        let shared = self.shared;
+        let accept_loops = TaskTracker::new();
+        for listener in listeners {
+            accept_loops.spawn(accept_loop(listener, shared.clone()));
+        }
+        accept_loops.close();
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; draining open ones");
+        shared.shutdown.cancel();
+        accept_loops.wait().await;
+        shared.tasks.close();
+        if tokio::time::timeout(shared.limits.shutdown_grace, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = shared.tasks.len(),
+                "shutdown grace period over; closing remaining connections"
+            );
+        }
+    }
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let accepted = match accepted {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(5);
+                accepted
+            }
+            Err(err) => {
+                // Typically EMFILE: wait for descriptors to free up, never give up.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let permit = shared.connections.clone().try_acquire_owned().ok();
+        let task_shared = shared.clone();
+        match accepted {
+            Accepted::Tcp(stream, peer) => shared.tasks.spawn(handle_connection(
+                stream,
+                Client::Tcp(peer),
+                permit,
+                task_shared,
+            )),
+            Accepted::Unix(stream) => {
+                shared
+                    .tasks
+                    .spawn(handle_connection(stream, Client::Unix, permit, task_shared))
+            }
+        };
+    }
+}
+
+/// Serves one client connection, or refuses it with 503 when over the connection limit.
+async fn handle_connection<S>(
+    stream: S,
+    client: Client,
+    permit: Option<OwnedSemaphorePermit>,
+    shared: Arc<Shared>,
+) where
+    S: Socket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Some(permit) = permit else {
+        refuse_overloaded(stream).await;
+        return;
+    };
+    let permit = Arc::new(permit);
+    let verdicts = Verdicts::default();
+    let stream = Sniffed::new(stream, shared.limits.max_header_bytes, verdicts.clone());
+    let service_shared = shared.clone();
+    let service = service_fn(move |request: Request<Incoming>| {
+        let shared = service_shared.clone();
+        let permit = permit.clone();
+        let framing = verdicts.next();
+        async move {
+            let response = handle_request::<S>(request, framing, client, shared, permit).await;
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.limits.header_read_timeout)
+        .max_buf_size(shared.limits.max_header_bytes.max(8192))
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shared.shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "client connection ended with an error");
+    }
+}
+
+async fn handle_request<S>(
+    request: Request<Incoming>,
+    framing: sniff::Verdict,
+    client: Client,
+    shared: Arc<Shared>,
+    permit: Arc<OwnedSemaphorePermit>,
+) -> Response<ProxyBody>
+where
+    S: Socket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let record = DecisionRecord::new(client, request.method().clone(), shared.policy.current());
+    match framing {
+        Ok(()) => {}
+        Err(HeadRefusal::TooLarge) => return fail(record, ProxyError::HeadTooLarge),
+        Err(HeadRefusal::Framing(reason)) => {
+            return fail(record, ProxyError::BadRequest(reason.to_owned()));
+        }
+    }
+    if request::is_connect(&request) {
+        connect::handle::<S>(request, &shared, record, permit).await
+    } else {
+        forward::handle(request, &shared, record).await
+    }
+}
+
+/// Ends a request with the response for `err`, logging the decision.
+fn fail(mut record: DecisionRecord, err: ProxyError) -> Response<ProxyBody> {
+    record.outcome = match err {
+        ProxyError::Denied(_) => Outcome::Denied(err.code()),
+        _ => Outcome::Failed(err.code()),
+    };
+    let mut response = err.to_response();
+    // After a refusal the connection is not reused: the next bytes on it may be anything
+    // (a body never read, tunnel data after a refused CONNECT).
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    record.status = response.status().as_u16();
+    response
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+async fn refuse_overloaded<S: tokio::io::AsyncWrite + Unpin>(mut stream: S) {
+    const BODY: &str = "sandbox-proxy: too many connections, try again later\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         x-sandbox-proxy-error: overloaded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    tracing::warn!("connection limit reached; refusing a connection with 503");
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,129 @@
+//! One structured log line per decision, emitted when the request or tunnel ends.
+//!
+//! A [`DecisionRecord`] is filled in as a request proceeds and written when it is dropped,
+//! so every path (allowed, denied, failed, client gone mid-transfer) logs exactly once,
+//! with the bytes moved and the policy generation and digest that decided.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Method;
+
+use super::request::Target;
+use crate::policy::Policy;
+use crate::tunnel::{Transferred, TunnelEnd};
+
+/// Who sent a request.
+#[derive(Clone, Copy, Debug)]
+pub enum Client {
+    /// A TCP peer.
+    Tcp(SocketAddr),
+    /// A peer on a Unix socket listener.
+    Unix,
+}
+
+/// What became of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Allowed by the policy and forwarded.
+    Allowed,
+    /// Refused by policy, with the reason code.
+    Denied(&'static str),
+    /// Allowed but failed, or malformed, with the reason code.
+    Failed(&'static str),
+}
+
+/// The fields of one decision log line.
+pub struct DecisionRecord {
+    started: Instant,
+    client: Client,
+    method: Method,
+    policy: Arc<Policy>,
+    /// The validated target, once known.
+    pub target: Option<Target>,
+    /// The decision so far.
+    pub outcome: Outcome,
+    /// The deciding allowlist entry and its line.
+    pub entry: Option<(Box<str>, u32)>,
+    /// The upstream address dialed.
+    pub address: Option<SocketAddr>,
+    /// The HTTP status returned to the client.
+    pub status: u16,
+    /// Bytes moved each way.
+    pub transferred: Transferred,
+    /// How the tunnel ended (CONNECT only).
+    pub tunnel_end: Option<TunnelEnd>,
+}
+
+impl DecisionRecord {
+    /// Starts a record for a request decided under `policy`.
+    pub fn new(client: Client, method: Method, policy: Arc<Policy>) -> Self {
+        DecisionRecord {
+            started: Instant::now(),
+            client,
+            method,
+            policy,
+            target: None,
+            outcome: Outcome::Failed("incomplete"),
+            entry: None,
+            address: None,
+            status: 0,
+            transferred: Transferred::default(),
+            tunnel_end: None,
+        }
+    }
+
+    /// The policy deciding this request.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Records how a tunnel ended and what it moved.
+    pub fn tunnel_ended(&mut self, end: TunnelEnd, transferred: Transferred) {
+        self.tunnel_end = Some(end);
+        self.transferred = transferred;
+    }
+}
+
+impl Drop for DecisionRecord {
+    fn drop(&mut self) {
+        let (decision, reason) = match self.outcome {
+            Outcome::Allowed => ("allow", ""),
+            Outcome::Denied(code) => ("deny", code),
+            Outcome::Failed(code) => ("error", code),
+        };
+        let client = match self.client {
+            Client::Tcp(address) => address.to_string(),
+            Client::Unix => "unix".to_owned(),
+        };
+        let (host, port) = self.target.as_ref().map_or((String::new(), 0), |target| {
+            (target.host.to_string(), target.port)
+        });
+        let (entry, line) = self
+            .entry
+            .as_ref()
+            .map_or(("", 0), |(text, line)| (&**text, *line));
+        let address = self.address.map(|address| address.to_string());
+        tracing::info!(
+            target: "sandbox_proxy::decision",
+            client,
+            method = %self.method,
+            host,
+            port,
+            decision,
+            reason,
+            entry,
+            line,
+            address = address.as_deref().unwrap_or(""),
+            status = self.status,
+            bytes_up = self.transferred.up,
+            bytes_down = self.transferred.down,
+            end = self.tunnel_end.map_or("", TunnelEnd::as_str),
+            duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            policy_generation = self.policy.generation(),
+            policy_sha256 = self.policy.sha256(),
+            "decision"
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The pooled HTTP client used for plain-HTTP forwarding, and its policy-checking connector.
+//!
+//! The connector is the only way the client opens a connection: it re-checks the target
+//! against the policy in force, resolves, vets every address and dials the checked one.
+//! A pooled connection is therefore always one that passed the guard when it was made.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::ProxyBody;
+use crate::dial::{DialError, Dialer};
+use crate::host::Authority;
+use crate::store::PolicyStore;
+
+/// Connection facts attached to every upstream response, for the decision log.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamInfo {
+    /// The address the pooled connection is connected to.
+    pub address: std::net::SocketAddr,
+}
+
+/// The client type used to forward plain-HTTP requests.
+pub type UpstreamClient = Client<PolicyConnector, ProxyBody>;
+
+/// Builds the pooled forwarding client.
+pub fn client(policy: PolicyStore, dialer: Dialer) -> UpstreamClient {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .build(PolicyConnector { policy, dialer })
+}
+
+/// Opens upstream connections only to destinations the current policy allows.
+#[derive(Clone)]
+pub struct PolicyConnector {
+    policy: PolicyStore,
+    dialer: Dialer,
+}
+
+impl tower_service::Service<Uri> for PolicyConnector {
+    type Response = UpstreamConnection;
+    type Error = DialError;
+    type Future = Pin<Box<dyn Future<Output = Result<UpstreamConnection, DialError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let authority = uri
+                .authority()
+                .and_then(|authority| Authority::parse(authority.as_str()).ok())
+                .ok_or(DialError::InvalidTarget)?;
+            let port = authority.port.unwrap_or(80);
+            let policy = this.policy.current();
+            let permit = policy
+                .check_target(&authority.host, port)
+                .map_err(DialError::Denied)?;
+            let dialed = this
+                .dialer
+                .dial(&policy, &permit, &authority.host, port)
+                .await?;
+            Ok(UpstreamConnection {
+                io: TokioIo::new(dialed.stream),
+                info: UpstreamInfo {
+                    address: dialed.address,
+                },
+            })
+        })
+    }
+}
+
+/// A connection in the forwarding pool.
+pub struct UpstreamConnection {
+    io: TokioIo<TcpStream>,
+    info: UpstreamInfo,
+}
+
+impl Connection for UpstreamConnection {
+    fn connected(&self) -> Connected {
+        Connected::new().extra(self.info)
+    }
+}
+
+impl Read for UpstreamConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl Write for UpstreamConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}

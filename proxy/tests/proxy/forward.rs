@@ -1,0 +1,161 @@
+//! Absolute-form plain-HTTP forwarding: headers, pooling, bodies, refusals.
+
+use crate::support::{HttpUpstream, ProxySpec, raw, status};
+
+fn get(target: &str, extra: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.1\r\nHost: ignored.test\r\n{extra}\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn forwards_with_url_host_and_without_hop_by_hop_headers() {
+    let upstream = HttpUpstream::start().await;
+    let port = upstream.port();
+    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
+        .pin("web.test", &["127.0.0.1"])
+        .start()
+        .await;
+    let extra = "Host: evil.test\r\nConnection: close, X-Private\r\nX-Private: 1\r\n\
+                 Proxy-Authorization: Basic c2VjcmV0\r\nProxy-Connection: keep-alive\r\n\
+                 Keep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: x\r\nUpgrade: websocket\r\n\
+                 X-Kept: yes\r\n";
+    let request = format!("GET http://WEB.test.:{port}/path?q=1 HTTP/1.1\r\n{extra}\r\n");
+    let response = raw(proxy.addr, request.as_bytes()).await;
+    assert_eq!(status(&response), 200, "{response}");
+    assert!(response.ends_with("hello from upstream"), "{response}");
+    let lower = response.to_ascii_lowercase();
+    assert!(!lower.contains("x-upstream-secret"), "{response}");
+    assert!(!lower.contains("keep-alive: timeout"), "{response}");
+
+    let heads = upstream.heads().await;
+    assert_eq!(heads.len(), 1);
+    let head = heads[0].to_ascii_lowercase();
+    assert!(head.starts_with("get /path?q=1 http/1.1\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("host: web.test:{port}\r\n")),
+        "{head}"
+    );
+    assert!(!head.contains("evil.test"), "{head}");
+    assert!(head.contains("x-kept: yes"), "{head}");
+    for absent in [
+        "x-private",
+        "proxy-authorization",
+        "proxy-connection",
+        "keep-alive:",
+        "\r\nte:",
+        "trailer:",
+        "upgrade:",
+        "via:",
+        "x-forwarded-for:",
+    ] {
+        assert!(!head.contains(absent), "{absent} leaked: {head}");
+    }
+}
+
+#[tokio::test]
+async fn keep_alive_requests_share_one_pooled_upstream_connection() {
+    let upstream = HttpUpstream::start().await;
+    let port = upstream.port();
+    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
+        .pin("web.test", &["127.0.0.1"])
+        .start()
+        .await;
+    let url = format!("http://web.test:{port}/");
+    let two = [get(&url, ""), get(&url, "")].concat();
+    let response = raw(proxy.addr, &two).await;
+    assert_eq!(
+        response.matches("hello from upstream").count(),
+        2,
+        "{response}"
+    );
+    let again = raw(proxy.addr, &get(&url, "")).await;
+    assert_eq!(status(&again), 200);
+    assert_eq!(upstream.contacted(), 1, "pooled connection not reused");
+}
+
+#[tokio::test]
+async fn request_bodies_stream_upstream_with_their_framing() {
+    let upstream = HttpUpstream::start().await;
+    let port = upstream.port();
+    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
+        .pin("web.test", &["127.0.0.1"])
+        .start()
+        .await;
+    let url = format!("http://web.test:{port}/upload");
+    let fixed = format!("POST {url} HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(status(&raw(proxy.addr, fixed.as_bytes()).await), 200);
+    let chunked =
+        format!("POST {url} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    assert_eq!(status(&raw(proxy.addr, chunked.as_bytes()).await), 200);
+    assert_eq!(upstream.heads().await.len(), 2);
+}
+
+#[tokio::test]
+async fn non_proxy_and_https_requests_are_400() {
+    let upstream = HttpUpstream::start().await;
+    let port = upstream.port();
+    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
+        .pin("web.test", &["127.0.0.1"])
+        .start()
+        .await;
+    for target in [
+        "/".to_owned(),
+        format!("https://web.test:{port}/"),
+        format!("ftp://web.test:{port}/"),
+        format!("http://user:pw@web.test:{port}/"),
+        format!("http://user@web.test:{port}/"),
+    ] {
+        let response = raw(proxy.addr, &get(&target, "")).await;
+        assert_eq!(status(&response), 400, "{target}: {response}");
+    }
+    assert_eq!(upstream.contacted(), 0);
+}
+
+#[tokio::test]
+async fn plain_http_to_a_port_not_allowed_is_403() {
+    let upstream = HttpUpstream::start().await;
+    let port = upstream.port();
+    let proxy = ProxySpec::new("web.test\n")
+        .pin("web.test", &["127.0.0.1"])
+        .start()
+        .await;
+    let response = raw(proxy.addr, &get(&format!("http://web.test:{port}/"), "")).await;
+    assert_eq!(status(&response), 403, "{response}");
+    assert!(
+        response.contains("x-sandbox-proxy-deny: port"),
+        "{response}"
+    );
+    assert_eq!(upstream.contacted(), 0);
+}
+
+#[tokio::test]
+async fn ambiguous_framing_is_400_and_never_forwarded() {
+    let upstream = HttpUpstream::start().await;
+    let port = upstream.port();
+    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
+        .pin("web.test", &["127.0.0.1"])
+        .start()
+        .await;
+    let framings = [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Content-Length: 5, 6\r\n",
+        "Content-Length: +5\r\n",
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Transfer-Encoding: Chunked \r\n",
+        "Transfer-Encoding: chunked, identity\r\n",
+        "Transfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked,\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+    ];
+    for framing in framings {
+        let request = format!(
+            "POST http://web.test:{port}/ HTTP/1.1\r\n{framing}\r\n5\r\nhello\r\n0\r\n\r\n"
+        );
+        let response = raw(proxy.addr, request.as_bytes()).await;
+        assert_eq!(status(&response), 400, "{framing:?}: {response}");
+    }
+    assert_eq!(upstream.contacted(), 0);
+    // Still serving.
+    let ok = raw(proxy.addr, &get(&format!("http://web.test:{port}/"), "")).await;
+    assert_eq!(status(&ok), 200);
+}

@@ -1,0 +1,100 @@
+//! Limits: head size and read time, connection cap, tunnel idle timeout.
+
+use std::time::Duration;
+
+use sandbox_proxy::Limits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{Echo, ProxySpec, connect, raw, read_some, status};
+
+fn limits() -> Limits {
+    Limits {
+        header_read_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_millis(400),
+        max_connections: 3,
+        connect_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    }
+}
+
+#[tokio::test]
+async fn oversized_heads_get_431() {
+    let proxy = ProxySpec::new("a.test\n").start().await;
+    let big = format!(
+        "GET http://a.test/ HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let response = raw(proxy.addr, big.as_bytes()).await;
+    assert_eq!(status(&response), 431, "{response}");
+}
+
+#[tokio::test]
+async fn slow_heads_are_cut_off_and_the_proxy_keeps_serving() {
+    let echo = Echo::start().await;
+    let port = echo.port();
+    let proxy = ProxySpec::new(&format!("echo.test:{port}\n"))
+        .pin("echo.test", &["127.0.0.1"])
+        .limits(limits())
+        .start()
+        .await;
+    let mut slow = TcpStream::connect(proxy.addr).await.unwrap();
+    slow.write_all(b"CONNECT echo.test:").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a slow head must not hold the connection");
+    assert_eq!(echo.contacted(), 0);
+    let (_, head) = connect(proxy.addr, &format!("echo.test:{port}")).await;
+    assert_eq!(status(&head), 200);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_get_503() {
+    let proxy = ProxySpec::new("a.test\n").limits(limits()).start().await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream
+            .write_all(b"GET http://a.test:1/ HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let response = raw(proxy.addr, b"GET http://a.test/ HTTP/1.1\r\n\r\n").await;
+    assert_eq!(status(&response), 503, "{response}");
+    assert!(response.contains("x-sandbox-proxy-error: overloaded"));
+    drop(held);
+}
+
+#[tokio::test]
+async fn idle_tunnels_are_closed_after_the_idle_timeout() {
+    let echo = Echo::start().await;
+    let port = echo.port();
+    let proxy = ProxySpec::new(&format!("echo.test:{port}\n"))
+        .pin("echo.test", &["127.0.0.1"])
+        .limits(limits())
+        .start()
+        .await;
+    let (mut stream, head) = connect(proxy.addr, &format!("echo.test:{port}")).await;
+    assert_eq!(status(&head), 200);
+    stream.write_all(b"ping").await.unwrap();
+    let mut back = [0u8; 4];
+    stream.read_exact(&mut back).await.unwrap();
+    let rest = tokio::time::timeout(Duration::from_secs(5), read_some(&mut stream)).await;
+    assert!(rest.is_ok());
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "tunnel still open: {closed:?}"
+    );
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the proxy on loopback: real upstreams, real clients, every
+//! bypass class of the proxy-core issue.
+
+// Test helpers outside #[test] functions may fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bypass;
+mod cli;
+mod connect;
+mod forward;
+mod limits;
+mod support;
+mod tls;
