@@ -132,7 +132,7 @@ start_system() {
     sandbox-proxy)
       RUST_LOG=warn "$sandbox_proxy" --allowlist "$dir/allowlist.txt" \
         --listen "127.0.0.1:${PROXY_PORT[$system]}" --ports "$ECHO_PORT,$HTTP_PORT" \
-        --allow-private --max-connections 20000 2>"$dir/logs/sandbox-proxy.log" &
+        --allow-private --max-connections 20000 >"$dir/logs/sandbox-proxy.log" 2>&1 &
       ;;
     tinyproxy)
       tinyproxy_conf "$dir"
@@ -192,6 +192,8 @@ inside() {
   idle_tunnels="1000,$most"
 
   : >"$OUT/results.jsonl"
+  # Rates and latencies suffer when other work shares the cores; the table says so.
+  load_before=$(cut -d" " -f1-3 /proc/loadavg)
   "$loadgen" serve --echo "127.0.0.1:$ECHO_PORT" --http "127.0.0.1:$HTTP_PORT" \
     2>"$work/upstreams.log" &
   local upstreams=$!
@@ -216,7 +218,8 @@ inside() {
     echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores," \
       "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r);" \
       "$(tinyproxy -v 2>&1 | head -1), $(squid -v | head -1 | sed 's/ for .*//');" \
-      "window $WINDOW per test; idle tunnels $idle_tunnels (descriptor limit $(ulimit -n))."
+      "window $WINDOW per test; idle tunnels $idle_tunnels (descriptor limit $(ulimit -n));" \
+      "load average before the run: $load_before."
     echo
     "$loadgen" report "$OUT/results.jsonl"
   } | tee "$OUT/table.md"
