@@ -7,7 +7,9 @@
 # Environment: SYSTEMS (default "sandbox-proxy tinyproxy squid direct"),
 # WINDOW (per test, default 3s), FILTER_SIZES (default "1 1000 10000 100000"),
 # TESTS (loadgen's --tests for the main run, default all but filter),
-# OUT (default target/bench-compare).
+# OUT (default target/bench-compare), SANDBOX_PROXY (binary to measure, default the
+# release build), PERF=1 (record `perf record -g` of each proxy's main run into
+# $OUT/perf-SYSTEM.data, flags in PERF_ARGS; build with symbols for it, see the README).
 #
 # Everything runs inside a private mount and network namespace: the test names resolve
 # to loopback through a generated hosts file bind-mounted over /etc/hosts there only,
@@ -25,7 +27,7 @@ HTTP_PORT=9002
 declare -A PROXY_PORT=([sandbox-proxy]=8899 [tinyproxy]=8888 [squid]=3128)
 
 loadgen=$root/target/release/loadgen
-sandbox_proxy=$root/target/release/sandbox-proxy
+sandbox_proxy=${SANDBOX_PROXY:-$root/target/release/sandbox-proxy}
 
 log() { echo "compare: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -161,8 +163,19 @@ measure() {
     return
   fi
   start_system "$system" "$dir" || return 1
+  local perf=
+  if [[ -n ${PERF:-} && $* != *filter* ]]; then
+    # shellcheck disable=SC2086 # PERF_ARGS is a list of flags.
+    perf record -q ${PERF_ARGS:--F 999 -g} -p "$pid" -o "$OUT/perf-$system.data" 2>/dev/null &
+    perf=$!
+    started+=("$perf")
+  fi
   "$loadgen" run --system "$system" --proxy "127.0.0.1:${PROXY_PORT[$system]}" --pid "$pid" \
     --window "$WINDOW" --idle-tunnels "$idle_tunnels" "$@" >>"$OUT/results.jsonl"
+  if [[ -n $perf ]]; then
+    kill -INT "$perf"
+    wait "$perf" || true
+  fi
   stop_pid "$pid"
 }
 

@@ -18,7 +18,7 @@ mod wire;
 
 pub use error::Error;
 pub use pattern::Pattern;
-pub use procfs::Process;
+pub use procfs::{Process, Rss};
 pub use record::{Record, TestName, read_records};
 pub use runner::Window;
 pub use stats::{Latencies, Summary};

@@ -8,6 +8,15 @@ use crate::Error;
 /// space on every architecture this runs on, whatever its internal `HZ`.
 const USER_HZ: u64 = 100;
 
+/// Resident memory of a process, KiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rss {
+    /// All resident pages (`VmRSS`).
+    pub total: u64,
+    /// Resident anonymous pages (`RssAnon`).
+    pub anonymous: u64,
+}
+
 /// A process whose CPU time and memory are sampled around each test window.
 #[derive(Clone, Copy, Debug)]
 pub struct Process {
@@ -31,13 +40,20 @@ impl Process {
         Ok(Duration::from_millis(ticks * 1000 / USER_HZ))
     }
 
-    /// Resident set size in KiB (`VmRSS` of /proc/PID/status).
-    pub fn rss_kib(&self) -> Result<u64, Error> {
+    /// Resident memory in KiB: all of it (`VmRSS`), and the anonymous part (`RssAnon`:
+    /// heap, stacks; without the pages of the executable and shared libraries).
+    pub fn rss_kib(&self) -> Result<Rss, Error> {
         let path = self.path("status");
         let text = read(&path)?;
-        parse_vm_rss_kib(&text).ok_or(Error::ProcParse {
-            path,
-            reason: "no VmRSS line",
+        let field = |name| {
+            parse_status_kib(&text, name).ok_or_else(|| Error::ProcParse {
+                path: path.clone(),
+                reason: "no VmRSS or RssAnon line in kB",
+            })
+        };
+        Ok(Rss {
+            total: field("VmRSS")?,
+            anonymous: field("RssAnon")?,
         })
     }
 
@@ -66,10 +82,13 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// The `VmRSS` value in KiB from the text of /proc/PID/status.
-fn parse_vm_rss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let mut words = line["VmRSS:".len()..].split_whitespace();
+/// The value in KiB of the field `name` (e.g. `VmRSS`) of /proc/PID/status.
+fn parse_status_kib(status: &str, name: &str) -> Option<u64> {
+    let line = status.lines().find(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
+    let mut words = line[name.len() + 1..].split_whitespace();
     let value = words.next()?.parse().ok()?;
     (words.next()? == "kB").then_some(value)
 }
@@ -98,21 +117,25 @@ mod tests {
     }
 
     #[test]
-    fn vm_rss_is_read_in_kib() {
-        let status = "Name:\ttinyproxy\nVmPeak:\t   12000 kB\nVmRSS:\t    3072 kB\nThreads:\t2\n";
-        assert_eq!(parse_vm_rss_kib(status), Some(3072));
+    fn status_fields_are_read_in_kib() {
+        let status = "Name:\ttinyproxy\nVmPeak:\t   12000 kB\nVmRSS:\t    3072 kB\n\
+                      RssAnon:\t     420 kB\nThreads:\t2\n";
+        assert_eq!(parse_status_kib(status, "VmRSS"), Some(3072));
+        assert_eq!(parse_status_kib(status, "RssAnon"), Some(420));
+        assert_eq!(parse_status_kib(status, "Rss"), None);
     }
 
     #[test]
-    fn vm_rss_missing_or_in_other_units_is_none() {
-        assert_eq!(parse_vm_rss_kib("Name:\tx\n"), None);
-        assert_eq!(parse_vm_rss_kib("VmRSS:\t3 MB\n"), None);
+    fn status_fields_missing_or_in_other_units_are_none() {
+        assert_eq!(parse_status_kib("Name:\tx\n", "VmRSS"), None);
+        assert_eq!(parse_status_kib("VmRSS:\t3 MB\n", "VmRSS"), None);
     }
 
     #[test]
     fn own_process_can_be_sampled() {
         let me = Process::new(std::process::id());
-        assert!(me.rss_kib().unwrap() > 0);
+        let rss = me.rss_kib().unwrap();
+        assert!(rss.total >= rss.anonymous && rss.anonymous > 0, "{rss:?}");
         me.cpu_time().unwrap();
     }
 }

@@ -68,6 +68,9 @@ pub struct Record {
     /// Resident set size of the proxy process, KiB (memory test).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_kib: Option<u64>,
+    /// Its anonymous part (heap and stacks, not the mapped executable), KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anon_kib: Option<u64>,
 }
 
 impl Record {
@@ -88,6 +91,7 @@ impl Record {
             bytes: None,
             tunnels: None,
             rss_kib: None,
+            anon_kib: None,
         }
     }
 

@@ -321,7 +321,13 @@ fn rows(records: &[Record]) -> Vec<Row> {
         "6. RSS idle",
         "MiB",
         Lower,
-        rss(0, |rss, _| rss / 1024.0),
+        rss(0, |r| r.rss_kib, |rss, _| rss / 1024.0),
+    ));
+    rows.push(row(
+        "6. RSS idle, anonymous part (heap, stacks)",
+        "MiB",
+        Lower,
+        rss(0, |r| r.anon_kib, |rss, _| rss / 1024.0),
     ));
     for n in distinct(records, Memory, |r| r.tunnels)
         .into_iter()
@@ -331,13 +337,17 @@ fn rows(records: &[Record]) -> Vec<Row> {
             format!("6. RSS with {n} idle tunnels"),
             "MiB",
             Lower,
-            rss(n, |rss, _| rss / 1024.0),
+            rss(n, |r| r.rss_kib, |rss, _| rss / 1024.0),
         ));
         rows.push(row(
             format!("6. RSS per idle tunnel ({n} open)"),
             "KiB",
             Lower,
-            rss(n, move |rss, idle| (rss - idle) / f64::from(n)),
+            rss(
+                n,
+                |r| r.rss_kib,
+                move |rss, idle| (rss - idle) / f64::from(n),
+            ),
         ));
     }
     rows
@@ -356,13 +366,17 @@ fn filter(entries: u32, figure: fn(&Record) -> Option<f64>) -> Value {
     })
 }
 
-/// A figure from the RSS with `tunnels` open and the idle RSS, both in KiB.
-fn rss(tunnels: u32, figure: impl Fn(f64, f64) -> f64 + 'static) -> Value {
+/// A figure from a memory `field` with `tunnels` open and idle, both in KiB.
+fn rss(
+    tunnels: u32,
+    field: fn(&Record) -> Option<u64>,
+    figure: impl Fn(f64, f64) -> f64 + 'static,
+) -> Value {
     Box::new(move |records, system| {
         let at = |n| find(records, system, TestName::Memory, |r| r.tunnels == Some(n));
         let (r, idle) = (at(tunnels)?, at(0)?);
         Some(Cell {
-            value: figure(r.rss_kib? as f64, idle.rss_kib? as f64),
+            value: figure(field(r)? as f64, field(idle)? as f64),
             errors: r.errors,
         })
     })

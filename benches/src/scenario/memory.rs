@@ -69,6 +69,8 @@ fn sample(ctx: &Context, process: Process, tunnels: u32, tally: &Tally) -> Resul
     record.ops = u64::from(tunnels);
     record.errors = tally.errors;
     record.first_error.clone_from(&tally.first_error);
-    record.rss_kib = Some(process.rss_kib()?);
+    let rss = process.rss_kib()?;
+    record.rss_kib = Some(rss.total);
+    record.anon_kib = Some(rss.anonymous);
     Ok(record)
 }
