@@ -176,6 +176,7 @@ measure() {
     kill -INT "$perf"
     wait "$perf" || true
   fi
+  kill -0 "$pid" 2>/dev/null || log "warning: $system exited during the run ($*)"
   stop_pid "$pid"
 }
 
