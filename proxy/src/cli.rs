@@ -1,5 +1,6 @@
 //! The command line, as parsed by clap (raw; validated into [`crate::config`] types).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ Examples:
   sandbox-proxy --allowlist allow.txt --listen 0.0.0.0:8888 --listen unix:/run/sandbox/proxy.sock
   sandbox-proxy --allowlist allow.txt --ports 80,443,8443 --log-format json
   sandbox-proxy check --allowlist allow.txt github.com api.github.com:22 evil.example
+  sandbox-proxy healthcheck --admin 127.0.0.1:9901
+  kill -HUP $(pidof sandbox-proxy)      # reload the allowlist (it is also watched)
 
 Allowlist format (one entry per line, `#` starts a comment):
   example.com        that host only
@@ -46,6 +49,57 @@ pub struct Cli {
 pub enum Command {
     /// Validate an allowlist and show the decision for each TARGET (host or host:port).
     Check(CheckArgs),
+    /// Exit 0 when the proxy's /readyz answers 200 (for a Docker HEALTHCHECK).
+    Healthcheck(AdminArgs),
+    /// Print the destinations the proxy denied, as JSON.
+    Denied(AdminArgs),
+    /// Run CMD as a minimal init, relaying a loopback port to the proxy's socket.
+    Relay(RelayArgs),
+}
+
+/// Where the management listener is.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The proxy's management address.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADMIN)]
+    pub admin: SocketAddr,
+    /// How long to wait for an answer.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Options of `relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Loopback address the agent's HTTP(S)_PROXY points at.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8888")]
+    pub listen: SocketAddr,
+    /// The proxy: unix:/PATH (or IP:PORT).
+    #[arg(long, value_name = "ADDR")]
+    pub connect: ListenAddr,
+    /// The command to run, and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// The default management address.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+
+/// The server's `--admin ADDR`, or `off` for no management listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminAddr(pub Option<SocketAddr>);
+
+impl std::str::FromStr for AdminAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "off" {
+            return Ok(AdminAddr(None));
+        }
+        text.parse()
+            .map(|address| AdminAddr(Some(address)))
+            .map_err(|_| format!("{text:?} is not IP:PORT or off"))
+    }
 }
 
 /// Options shared by everything that compiles an allowlist.
@@ -84,6 +138,9 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Management listener (/healthz, /readyz, /metrics, /denied), or `off`.
+    #[arg(id = "serve_admin", long = "admin", value_name = "ADDR", default_value = DEFAULT_ADMIN)]
+    pub admin: AdminAddr,
     /// Time allowed for a client to send a request head.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
@@ -113,4 +170,38 @@ pub struct CheckArgs {
     /// Targets to decide: host or host:port (port 443 when omitted).
     #[arg(value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_parse_with_their_own_options() {
+        let cli = Cli::try_parse_from(["sandbox-proxy", "healthcheck", "--admin", "127.0.0.1:1"])
+            .unwrap();
+        assert!(matches!(cli.command, Some(Command::Healthcheck(args)) if args.admin.port() == 1));
+        let cli = Cli::try_parse_from([
+            "sandbox-proxy",
+            "relay",
+            "--connect",
+            "unix:/run/s.sock",
+            "--",
+            "pi",
+            "--help",
+        ])
+        .unwrap();
+        let Some(Command::Relay(relay)) = cli.command else {
+            panic!("not relay")
+        };
+        assert_eq!(relay.command, ["pi", "--help"]);
+        assert_eq!(relay.listen.port(), 8888);
+        assert!(Cli::try_parse_from(["sandbox-proxy", "relay", "--connect", "unix:/s"]).is_err());
+    }
 }

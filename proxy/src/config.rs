@@ -72,6 +72,8 @@ pub struct ServeConfig {
     pub pins: HashMap<DomainName, Vec<IpAddr>>,
     /// Log format.
     pub log_format: LogFormat,
+    /// The management listener's address, if any.
+    pub admin: Option<std::net::SocketAddr>,
     /// Limits and timeouts.
     pub limits: Limits,
 }
@@ -87,6 +89,14 @@ impl TryFrom<ServeArgs> for ServeConfig {
         if listen.len() != count {
             return Err(ConfigError::BadListen("the same address is given twice"));
         }
+        if let Some(admin) = args.admin.0
+            && admin.port() != 0
+            && listen.contains(&ListenAddr::Tcp(admin))
+        {
+            return Err(ConfigError::BadListen(
+                "the management address must differ from the proxy's",
+            ));
+        }
         let pins = args
             .resolve
             .iter()
@@ -97,6 +107,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             listen,
             pins,
             log_format: args.log_format,
+            admin: args.admin.0,
             limits: Limits {
                 header_read_timeout: args.header_read_timeout,
                 max_header_bytes: args.max_header_bytes,

@@ -56,6 +56,8 @@ pub struct Dialed {
     pub address: SocketAddr,
     /// The class of that address.
     pub class: AddressClass,
+    /// How long resolving and connecting took.
+    pub elapsed: Duration,
 }
 
 /// Resolves, guards and connects; shared by the CONNECT path and the HTTP client pool.
@@ -140,6 +142,7 @@ impl Dialer {
         host: &Host,
         port: u16,
     ) -> Result<Dialed, DialError> {
+        let started = tokio::time::Instant::now();
         let attempt = async {
             let candidates = self.vet(policy, permit, host, port).await?;
             let mut last_error = None;
@@ -152,6 +155,7 @@ impl Dialer {
                             stream,
                             address,
                             class,
+                            elapsed: started.elapsed(),
                         });
                     }
                     Err(source) => last_error = Some(DialError::Connect { address, source }),

@@ -5,22 +5,30 @@
 //! [`allowlist`], [`dial`] resolves the name ([`resolve`]), classifies every address
 //! ([`guard`]) and connects, and [`tunnel`] relays the bytes.
 
+pub mod admin;
+pub mod admin_client;
 pub mod allowlist;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod denied;
 pub mod dial;
 pub mod exit;
 pub mod guard;
 pub mod host;
+pub mod init;
 pub mod listen;
 pub mod logging;
 pub mod policy;
+pub mod relay;
+pub mod reload;
 pub mod report;
 pub mod resolve;
+pub mod revoke;
 pub mod serve;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tunnel;
 
 pub use allowlist::{

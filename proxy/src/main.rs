@@ -7,7 +7,7 @@ use clap::Parser;
 use sandbox_proxy::cli::{Cli, Command};
 use sandbox_proxy::config::ServeConfig;
 use sandbox_proxy::exit::Exit;
-use sandbox_proxy::{check, logging, report, serve};
+use sandbox_proxy::{admin_client, check, logging, relay, report, serve};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -22,11 +22,39 @@ fn main() -> ExitCode {
             .into();
         }
     };
-    let exit = match cli.command {
-        Some(Command::Check(args)) => check::run(&args),
-        None => run_server(cli.serve),
+    match cli.command {
+        Some(Command::Check(args)) => check::run(&args).into(),
+        Some(Command::Healthcheck(args)) => admin_client::healthcheck(&args).into(),
+        Some(Command::Denied(args)) => admin_client::print_denied(&args).into(),
+        Some(Command::Relay(args)) => ExitCode::from(run_relay(args)),
+        None => run_server(cli.serve).into(),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn run_relay(args: sandbox_proxy::cli::RelayArgs) -> u8 {
+    // The relay shares the agent's terminal: only problems are worth printing there.
+    logging::init(logging::LogFormat::Text, "warn");
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&err, Exit::Internal) as u8,
     };
-    exit.into()
+    match runtime.block_on(relay::run(args)) {
+        Ok(code) => code,
+        Err(err) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "sandbox-proxy relay: {}",
+                report::chain(&err)
+            );
+            err.exit_code()
+        }
+    }
 }
 
 fn run_server(args: sandbox_proxy::cli::ServeArgs) -> Exit {
@@ -34,7 +62,7 @@ fn run_server(args: sandbox_proxy::cli::ServeArgs) -> Exit {
         Ok(config) => config,
         Err(err) => return fail(&err, Exit::Usage),
     };
-    logging::init(config.log_format);
+    logging::init(config.log_format, "info");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -225,6 +225,16 @@ impl Denial {
     }
 }
 
+impl Policy {
+    /// True when this policy would still allow a connection to `host:port` at `address`
+    /// (the re-check of open connections after a reload).
+    pub fn still_allows(&self, host: &Host, port: u16, address: IpAddr) -> bool {
+        self.check_target(host, port)
+            .and_then(|permit| self.check_address(&permit, host, port, address))
+            .is_ok()
+    }
+}
+
 /// Lower-case hex sha256 of `bytes`.
 fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

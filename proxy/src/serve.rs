@@ -1,16 +1,23 @@
 //! Running the proxy server from a validated configuration.
 
 use std::io::Write;
+use std::sync::Arc;
 
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
 use crate::allowlist::LoadError;
 use crate::config::ServeConfig;
 use crate::dial::{Dialer, OwnAddresses};
 use crate::exit::Exit;
 use crate::listen::{ListenAddr, Listener};
 use crate::policy::Policy;
+use crate::reload::{ReloadStatus, Reloader};
 use crate::resolve::{ResolveError, Resolver};
 use crate::server::Server;
 use crate::store::PolicyStore;
+use crate::telemetry::Telemetry;
 
 /// The line written to stdout once every listener is bound and the policy is loaded.
 pub const READY_LINE: &str = "sandbox-proxy ready";
@@ -33,6 +40,18 @@ pub enum ServeError {
     /// The system resolver could not be set up.
     #[error(transparent)]
     Resolver(#[from] ResolveError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+    /// The management address could not be bound.
+    #[error("cannot listen on the management address {address}")]
+    Admin {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ServeError {
@@ -40,14 +59,15 @@ impl ServeError {
     pub fn exit(&self) -> Exit {
         match self {
             ServeError::Allowlist(_) => Exit::InvalidAllowlist,
-            ServeError::Listen { .. } => Exit::Listen,
+            ServeError::Listen { .. } | ServeError::Admin { .. } => Exit::Listen,
             ServeError::Resolver(_) => Exit::Resolver,
+            ServeError::Signals(_) => Exit::Internal,
         }
     }
 }
 
 /// Loads the policy, binds every listener, announces readiness on stdout, and serves
-/// until SIGTERM or SIGINT.
+/// until SIGTERM or SIGINT, reloading the policy on SIGHUP and file changes.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let policy = Policy::load(&config.policy.allowlist, &config.policy.options, 1)?;
     tracing::info!(
@@ -57,6 +77,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         policy_sha256 = policy.sha256(),
         "policy loaded"
     );
+    let telemetry = Arc::new(Telemetry::default());
+    telemetry.policy(policy.generation(), policy.allowlist().len());
     let resolver = Resolver::system(config.pins)?;
     let mut listeners = Vec::with_capacity(config.listen.len());
     for address in &config.listen {
@@ -72,6 +94,32 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         }
         listeners.push(listener);
     }
+    let store = PolicyStore::new(policy);
+    let reloads = Arc::new(ReloadStatus::default());
+    let background = CancellationToken::new();
+    let _stop_background = background.clone().drop_guard();
+    if let Some(address) = config.admin {
+        let admin = TcpListener::bind(address)
+            .await
+            .map_err(|source| ServeError::Admin { address, source })?;
+        let bound = admin.local_addr().unwrap_or(address);
+        tracing::info!(address = %bound, "management listening");
+        let state = Arc::new(AdminState {
+            policy: store.clone(),
+            telemetry: telemetry.clone(),
+            reloads: reloads.clone(),
+            source: config.policy.allowlist.clone(),
+        });
+        tokio::spawn(admin::serve(admin, state, background.clone()));
+    }
+    let reloader = Reloader::new(
+        config.policy.allowlist.clone(),
+        config.policy.options.clone(),
+        store.clone(),
+        telemetry.clone(),
+        reloads,
+    );
+    reloader.spawn(background.clone());
     let own = OwnAddresses::new(
         listeners
             .iter()
@@ -79,9 +127,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .collect(),
     );
     let dialer = Dialer::new(resolver, config.limits.connect_timeout, own);
-    let server = Server::new(PolicyStore::new(policy), dialer, config.limits);
+    let server = Server::new(store, dialer, config.limits, telemetry);
+    // Handlers are installed before readiness is announced, so a supervisor may stop
+    // the proxy as soon as it is ready.
+    let shutdown = shutdown_signal()?;
     announce_ready();
-    server.run(listeners, shutdown_signal()).await;
+    server.run(listeners, shutdown).await;
     Ok(())
 }
 
@@ -92,22 +143,15 @@ fn announce_ready() {
     let _ = stdout.flush();
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// A future completing on SIGTERM or SIGINT (handlers installed now).
+fn shutdown_signal() -> Result<impl Future<Output = ()>, ServeError> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut terminate), Ok(mut interrupt)) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
-            }
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-        _ => {
-            tracing::error!("cannot install signal handlers; stop the proxy with SIGKILL");
-            std::future::pending::<()>().await;
-        }
-    }
+    })
 }

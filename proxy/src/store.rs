@@ -3,27 +3,44 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use tokio::sync::watch;
 
 use crate::policy::Policy;
 
 /// A handle to the policy in force; cheap to clone. Readers never block, and a reader
-/// always sees one whole policy, never a mix of two.
+/// always sees one whole policy, never a mix of two. Long-lived connections subscribe
+/// to replacements to re-check themselves (revocation).
 #[derive(Clone)]
-pub struct PolicyStore(Arc<ArcSwap<Policy>>);
+pub struct PolicyStore {
+    current: Arc<ArcSwap<Policy>>,
+    changes: watch::Sender<Arc<Policy>>,
+}
 
 impl PolicyStore {
     /// A store holding `policy`.
     pub fn new(policy: Policy) -> PolicyStore {
-        PolicyStore(Arc::new(ArcSwap::from_pointee(policy)))
+        let policy = Arc::new(policy);
+        PolicyStore {
+            current: Arc::new(ArcSwap::new(policy.clone())),
+            changes: watch::Sender::new(policy),
+        }
     }
 
     /// The policy in force now.
     pub fn current(&self) -> Arc<Policy> {
-        self.0.load_full()
+        self.current.load_full()
     }
 
-    /// Puts `policy` in force for every request decided from now on.
+    /// Puts `policy` in force for every request decided from now on, and tells every
+    /// subscriber.
     pub fn replace(&self, policy: Policy) {
-        self.0.store(Arc::new(policy));
+        let policy = Arc::new(policy);
+        self.current.store(policy.clone());
+        self.changes.send_replace(policy);
+    }
+
+    /// A receiver that sees every later replacement.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Policy>> {
+        self.changes.subscribe()
     }
 }

@@ -60,6 +60,8 @@ pub enum TunnelEnd {
     IdleTimeout,
     /// A read or write failed (reset, broken pipe).
     Error,
+    /// A policy reload revoked access to the destination.
+    Revoked,
 }
 
 impl TunnelEnd {
@@ -69,11 +71,12 @@ impl TunnelEnd {
             TunnelEnd::Closed => "closed",
             TunnelEnd::IdleTimeout => "idle-timeout",
             TunnelEnd::Error => "error",
+            TunnelEnd::Revoked => "revoked",
         }
     }
 }
 
-/// Byte counts of a finished tunnel.
+/// Byte counts of a tunnel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Transferred {
     /// Bytes from the client to the upstream.
@@ -82,34 +85,46 @@ pub struct Transferred {
     pub down: u64,
 }
 
-/// Relays until both directions are closed, an error occurs, or nothing moves for `idle`.
+/// Live byte counters of a tunnel, readable even if the relay is cut short.
+#[derive(Debug, Default)]
+pub struct Counters {
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl Counters {
+    /// The bytes moved so far.
+    pub fn snapshot(&self) -> Transferred {
+        Transferred {
+            up: self.up.load(Ordering::Relaxed),
+            down: self.down.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Relays until both directions are closed, an error occurs, or nothing moves for `idle`;
+/// bytes are counted in `moved` as they go.
 pub async fn relay<C: Socket, U: Socket>(
     client: &C,
     upstream: &U,
     idle: Duration,
-) -> (TunnelEnd, Transferred) {
+    moved: &Counters,
+) -> TunnelEnd {
     let started = Instant::now();
     let activity = Activity::default();
-    let up = AtomicU64::new(0);
-    let down = AtomicU64::new(0);
     let both = async {
         tokio::try_join!(
-            pump(client, upstream, &activity, started, &up),
-            pump(upstream, client, &activity, started, &down)
+            pump(client, upstream, &activity, started, &moved.up),
+            pump(upstream, client, &activity, started, &moved.down)
         )
     };
-    let end = tokio::select! {
+    tokio::select! {
         result = both => match result {
             Ok(_) => TunnelEnd::Closed,
             Err(_) => TunnelEnd::Error,
         },
         () = activity.idle_for(idle, started) => TunnelEnd::IdleTimeout,
-    };
-    let transferred = Transferred {
-        up: up.load(Ordering::Relaxed),
-        down: down.load(Ordering::Relaxed),
-    };
-    (end, transferred)
+    }
 }
 
 /// Writes all of `bytes` to `to`.

@@ -1,1 +1,31 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: the real Docker engine of this machine, test
+//! images built from local material (nothing can be pulled), and scopes that remove
+//! every Docker object a test created, also when the test fails.
+//!
+//! This crate is test support code: a helper that cannot do its job panics with a
+//! message naming what failed, which fails the calling test with that message. That is
+//! why the panic and print lints are allowed here and nowhere else.
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::print_stderr
+)]
+
+mod cache;
+mod cli;
+mod debian;
+mod engine;
+mod proxy_image;
+mod scope;
+mod upstream;
+mod wait;
+
+pub use cache::{CacheLock, cache_dir, workspace_root};
+pub use cli::{Outcome, docker, docker_ok};
+pub use debian::debian_image;
+pub use engine::docker_available;
+pub use proxy_image::proxy_image;
+pub use scope::{Container, ContainerBuilder, Scope, TEST_ID_LABEL, TEST_LABEL};
+pub use upstream::Upstream;
+pub use wait::{wait_healthy, wait_log, wait_tcp};

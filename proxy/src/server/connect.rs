@@ -12,7 +12,9 @@ use super::record::{DecisionRecord, Outcome};
 use super::respond::ProxyError;
 use super::sniff::Sniffed;
 use super::{ProxyBody, Shared, fail, request};
-use crate::tunnel::{self, Socket, Transferred, TunnelEnd};
+use crate::revoke;
+use crate::telemetry::LimitHit;
+use crate::tunnel::{self, Counters, Socket, Transferred, TunnelEnd};
 
 /// Handles one CONNECT request; on success the tunnel runs in its own task, which owns
 /// the connection slot and writes the decision log line when the tunnel ends.
@@ -45,9 +47,12 @@ where
         Err(err) => return fail(record, err.into()),
     };
     record.address = Some(dialed.address);
+    shared.telemetry.connected(dialed.elapsed);
     record.outcome = Outcome::Allowed;
     record.status = StatusCode::OK.as_u16();
     let idle_timeout = shared.limits.idle_timeout;
+    let changes = shared.policy.subscribe();
+    let telemetry = shared.telemetry.clone();
     shared.tasks.spawn(async move {
         let _slot = slot;
         let upgraded = match hyper::upgrade::on(request).await {
@@ -76,7 +81,19 @@ where
             record.tunnel_ended(TunnelEnd::Error, early);
             return;
         }
-        let (end, mut transferred) = tunnel::relay(&client, &dialed.stream, idle_timeout).await;
+        telemetry.tunnel(true);
+        let moved = Counters::default();
+        let relay = tunnel::relay(&client, &dialed.stream, idle_timeout, &moved);
+        let revoked = revoke::revoked(changes, &target.host, target.port, dialed.address);
+        let end = tokio::select! {
+            ended = relay => ended,
+            _ = revoked => TunnelEnd::Revoked,
+        };
+        let mut transferred = moved.snapshot();
+        telemetry.tunnel(false);
+        if end == TunnelEnd::IdleTimeout {
+            telemetry.limit(LimitHit::IdleTimeout);
+        }
         transferred.up += early.up;
         record.tunnel_ended(end, transferred);
     });

@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::dial::Dialer;
 use crate::listen::{Accepted, Listener};
 use crate::store::PolicyStore;
+use crate::telemetry::{LimitHit, Telemetry};
 use crate::tunnel::Socket;
 use record::{Client, DecisionRecord, Outcome};
 use respond::ProxyError;
@@ -72,6 +73,7 @@ impl Default for Limits {
 /// State shared by every connection of one server.
 struct Shared {
     policy: PolicyStore,
+    telemetry: Arc<Telemetry>,
     dialer: Dialer,
     client: upstream::UpstreamClient,
     limits: Limits,
@@ -86,11 +88,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server deciding with `policy`, dialing with `dialer`, within `limits`.
-    pub fn new(policy: PolicyStore, dialer: Dialer, limits: Limits) -> Server {
-        let client = upstream::client(policy.clone(), dialer.clone());
+    /// A server deciding with `policy`, dialing with `dialer`, within `limits`, counting
+    /// in `telemetry`.
+    pub fn new(
+        policy: PolicyStore,
+        dialer: Dialer,
+        limits: Limits,
+        telemetry: Arc<Telemetry>,
+    ) -> Server {
+        let client = upstream::client(policy.clone(), dialer.clone(), telemetry.clone());
         Server {
             shared: Arc::new(Shared {
+                telemetry,
                 connections: Arc::new(Semaphore::new(limits.max_connections)),
                 policy,
                 dialer,
@@ -176,6 +185,7 @@ async fn handle_connection<S>(
     S: Socket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let Some(permit) = permit else {
+        shared.telemetry.limit(LimitHit::Connections);
         refuse_overloaded(stream).await;
         return;
     };
@@ -207,6 +217,9 @@ async fn handle_connection<S>(
         }
     };
     if let Err(err) = result {
+        if err.is_timeout() {
+            shared.telemetry.limit(LimitHit::HeaderTimeout);
+        }
         tracing::debug!(error = %err, "client connection ended with an error");
     }
 }
@@ -221,10 +234,18 @@ async fn handle_request<S>(
 where
     S: Socket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let record = DecisionRecord::new(client, request.method().clone(), shared.policy.current());
+    let record = DecisionRecord::new(
+        client,
+        request.method().clone(),
+        shared.policy.current(),
+        shared.telemetry.clone(),
+    );
     match framing {
         Ok(()) => {}
-        Err(HeadRefusal::TooLarge) => return fail(record, ProxyError::HeadTooLarge),
+        Err(HeadRefusal::TooLarge) => {
+            shared.telemetry.limit(LimitHit::HeadSize);
+            return fail(record, ProxyError::HeadTooLarge);
+        }
         Err(HeadRefusal::Framing(reason)) => {
             return fail(record, ProxyError::BadRequest(reason.to_owned()));
         }

@@ -12,6 +12,7 @@ use http::Method;
 
 use super::request::Target;
 use crate::policy::Policy;
+use crate::telemetry::Telemetry;
 use crate::tunnel::{Transferred, TunnelEnd};
 
 /// Who sent a request.
@@ -40,6 +41,7 @@ pub struct DecisionRecord {
     client: Client,
     method: Method,
     policy: Arc<Policy>,
+    telemetry: Arc<Telemetry>,
     /// The validated target, once known.
     pub target: Option<Target>,
     /// The decision so far.
@@ -57,13 +59,19 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
-    /// Starts a record for a request decided under `policy`.
-    pub fn new(client: Client, method: Method, policy: Arc<Policy>) -> Self {
+    /// Starts a record for a request decided under `policy`, counted in `telemetry`.
+    pub fn new(
+        client: Client,
+        method: Method,
+        policy: Arc<Policy>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
         DecisionRecord {
             started: Instant::now(),
             client,
             method,
             policy,
+            telemetry,
             target: None,
             outcome: Outcome::Failed("incomplete"),
             entry: None,
@@ -105,6 +113,16 @@ impl Drop for DecisionRecord {
             .as_ref()
             .map_or(("", 0), |(text, line)| (&**text, *line));
         let address = self.address.map(|address| address.to_string());
+        self.telemetry.request(
+            self.method.as_str(),
+            decision,
+            reason,
+            self.transferred.up,
+            self.transferred.down,
+        );
+        if let Outcome::Denied(code) = self.outcome {
+            self.telemetry.denied.record(&host, port, code);
+        }
         tracing::info!(
             target: "sandbox_proxy::decision",
             client,

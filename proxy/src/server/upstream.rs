@@ -6,19 +6,25 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_util::StreamExt;
 use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio_stream::wrappers::WatchStream;
 
 use super::ProxyBody;
 use crate::dial::{DialError, Dialer};
-use crate::host::Authority;
+use crate::host::{Authority, Host};
+use crate::policy::Policy;
+use crate::revoke;
 use crate::store::PolicyStore;
+use crate::telemetry::Telemetry;
 
 /// Connection facts attached to every upstream response, for the decision log.
 #[derive(Clone, Copy, Debug)]
@@ -31,11 +37,15 @@ pub struct UpstreamInfo {
 pub type UpstreamClient = Client<PolicyConnector, ProxyBody>;
 
 /// Builds the pooled forwarding client.
-pub fn client(policy: PolicyStore, dialer: Dialer) -> UpstreamClient {
+pub fn client(policy: PolicyStore, dialer: Dialer, telemetry: Arc<Telemetry>) -> UpstreamClient {
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .build(PolicyConnector { policy, dialer })
+        .build(PolicyConnector {
+            policy,
+            dialer,
+            telemetry,
+        })
 }
 
 /// Opens upstream connections only to destinations the current policy allows.
@@ -43,6 +53,7 @@ pub fn client(policy: PolicyStore, dialer: Dialer) -> UpstreamClient {
 pub struct PolicyConnector {
     policy: PolicyStore,
     dialer: Dialer,
+    telemetry: Arc<Telemetry>,
 }
 
 impl tower_service::Service<Uri> for PolicyConnector {
@@ -70,20 +81,45 @@ impl tower_service::Service<Uri> for PolicyConnector {
                 .dialer
                 .dial(&policy, &permit, &authority.host, port)
                 .await?;
+            this.telemetry.connected(dialed.elapsed);
             Ok(UpstreamConnection {
                 io: TokioIo::new(dialed.stream),
                 info: UpstreamInfo {
                     address: dialed.address,
                 },
+                host: authority.host,
+                port,
+                changes: WatchStream::from_changes(this.policy.subscribe()),
             })
         })
     }
 }
 
-/// A connection in the forwarding pool.
+/// A connection in the forwarding pool. It re-checks itself against every new policy
+/// and fails (so the pool drops it) once its destination is no longer allowed.
 pub struct UpstreamConnection {
     io: TokioIo<TcpStream>,
     info: UpstreamInfo,
+    host: Host,
+    port: u16,
+    changes: WatchStream<Arc<Policy>>,
+}
+
+impl UpstreamConnection {
+    /// Fails with `ConnectionAborted` once a new policy revokes this destination.
+    fn poll_revoked(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        while let Poll::Ready(Some(policy)) = self.changes.poll_next_unpin(cx) {
+            if !policy.still_allows(&self.host, self.port, self.info.address.ip()) {
+                revoke::log_revocation(&policy, &self.host, self.port, self.info.address, "pooled");
+                let revoked = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "access revoked by a policy reload",
+                );
+                return Poll::Ready(revoked);
+            }
+        }
+        Poll::Pending
+    }
 }
 
 impl Connection for UpstreamConnection {
@@ -98,6 +134,9 @@ impl Read for UpstreamConnection {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if let Poll::Ready(revoked) = self.poll_revoked(cx) {
+            return Poll::Ready(Err(revoked));
+        }
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }

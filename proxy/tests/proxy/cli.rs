@@ -9,20 +9,20 @@ use std::time::{Duration, Instant};
 use crate::support::HttpUpstream;
 use crate::tls::tls_upstream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sandbox-proxy");
+pub const BIN: &str = env!("CARGO_BIN_EXE_sandbox-proxy");
 
 /// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
+pub struct Scratch(pub PathBuf);
 
 impl Scratch {
-    fn new(tag: &str) -> Scratch {
+    pub fn new(tag: &str) -> Scratch {
         let dir =
             std::env::temp_dir().join(format!("sandbox-proxy-test-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
 
-    fn file(&self, name: &str, text: &str) -> PathBuf {
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
         let path = self.0.join(name);
         std::fs::write(&path, text).unwrap();
         path
@@ -36,18 +36,26 @@ impl Drop for Scratch {
 }
 
 /// The binary running as a server; killed when dropped.
-struct Running {
-    child: Child,
-    address: String,
+pub struct Running {
+    pub child: Child,
+    pub address: String,
+    pub admin: String,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
-    fn start(allowlist: &Path, extra: &[&str]) -> Running {
+    pub fn start(allowlist: &Path, extra: &[&str]) -> Running {
         let mut child = Command::new(BIN)
             .arg("--allowlist")
             .arg(allowlist)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -66,35 +74,29 @@ impl Running {
         let mut ready = String::new();
         stdout.read_line(&mut ready).unwrap();
         assert_eq!(ready.trim_end(), "sandbox-proxy ready");
-        // The stderr reader may lag behind stdout: wait for the "listening" line.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let address = loop {
-            let found = stderr
-                .lock()
-                .unwrap()
-                .iter()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .find(|event| event["message"] == "listening")
-                .and_then(|event| event["address"].as_str().map(str::to_owned));
-            if let Some(address) = found {
-                break address;
-            }
-            assert!(Instant::now() < deadline, "no listening line");
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let address = wait_for_address(&stderr, "listening");
+        let admin = wait_for_address(&stderr, "management listening");
         Running {
             child,
             address,
+            admin,
             stderr,
         }
     }
 
-    fn decisions(&self) -> Vec<serde_json::Value> {
+    /// Every JSON log line so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
         self.stderr
             .lock()
             .unwrap()
             .iter()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .collect()
+    }
+
+    fn decisions(&self) -> Vec<serde_json::Value> {
+        self.events()
+            .into_iter()
             .filter(|event| event["message"] == "decision")
             .collect()
     }
@@ -107,7 +109,27 @@ impl Drop for Running {
     }
 }
 
-async fn curl(args: &[&str]) -> String {
+/// The address in the first JSON log line with `message`; the stderr reader may lag
+/// behind stdout, so wait for it.
+fn wait_for_address(stderr: &Mutex<Vec<String>>, message: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|event| event["message"] == message)
+            .and_then(|event| event["address"].as_str().map(str::to_owned));
+        if let Some(address) = found {
+            return address;
+        }
+        assert!(Instant::now() < deadline, "no {message:?} line");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub async fn curl(args: &[&str]) -> String {
     let output = tokio::process::Command::new("curl")
         .args(["-sS", "--max-time", "10"])
         .args(args)
@@ -209,7 +231,7 @@ fn sigterm_stops_the_server_cleanly() {
     assert_eq!(status.code(), Some(0));
 }
 
-fn run(args: &[&str]) -> (i32, String, String) {
+pub fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(BIN).args(args).output().unwrap();
     (
         output.status.code().unwrap_or(-1),

@@ -4,10 +4,13 @@
 // Test helpers outside #[test] functions may fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod bypass;
 mod cli;
 mod connect;
 mod forward;
 mod limits;
+mod live;
+mod relay;
 mod support;
 mod tls;

@@ -87,7 +87,12 @@ impl ProxySpec {
             self.limits.connect_timeout,
             OwnAddresses::new(vec![addr]),
         );
-        let server = Server::new(PolicyStore::new(policy), dialer, self.limits);
+        let server = Server::new(
+            PolicyStore::new(policy),
+            dialer,
+            self.limits,
+            Default::default(),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(server.run(vec![listener], async move {
             let _ = stopped.await;
@@ -141,6 +146,7 @@ pub struct Seen {
 pub struct HttpUpstream {
     pub addr: SocketAddr,
     pub accepted: Arc<AtomicUsize>,
+    pub open: Arc<AtomicUsize>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -149,17 +155,24 @@ impl HttpUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (counter, log) = (accepted.clone(), seen.clone());
+        let (counter, gauge, log) = (accepted.clone(), open.clone(), seen.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve_http(stream, log.clone()));
+                gauge.fetch_add(1, Ordering::SeqCst);
+                let (log, gauge) = (log.clone(), gauge.clone());
+                tokio::spawn(async move {
+                    serve_http(stream, log).await;
+                    gauge.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         HttpUpstream {
             addr,
             accepted,
+            open,
             seen,
         }
     }
@@ -170,6 +183,11 @@ impl HttpUpstream {
 
     pub fn contacted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections currently open to this upstream.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     pub async fn heads(&self) -> Vec<String> {

@@ -1,0 +1,350 @@
+//! The launcher's commands end to end: `run` and `shell` (settings, profile, checks,
+//! images, sandbox, relay, exit status, teardown on every path), `build` and `gc`.
+
+use std::time::Duration;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::browser::{self, Channel};
+use crate::cli::{BuildArgs, Cli, Command, SandboxArgs};
+use crate::config::{AgentImage, ConfigError, Host, SandboxConfig};
+use crate::docker::{DockerError, Engine};
+use crate::exit::ExitStatus;
+use crate::images::{self, DEFAULT_BASE_IMAGE, ImageError, ImageSpec, ImageState, Lang};
+use crate::labels::Session;
+use crate::liveness;
+use crate::profile::{Missing, Profile, ProfileError, ResolvedMount};
+use crate::report::{chain, notice};
+use crate::sandbox::{AgentNetwork, Isolation, Sandbox, SandboxError};
+use crate::settings::{Settings, SettingsError};
+use crate::terminal::{self, RawMode};
+use crate::{doctor, stdio, teardown};
+
+/// The key sequence that detaches from the container: docker's default (Ctrl-P Ctrl-Q)
+/// would swallow every Ctrl-P, which agents use (pi cycles models with it).
+const DETACH_KEYS: &str = "ctrl-],ctrl-^";
+
+/// Why a command failed (the launcher's own failures, not the agent's).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The settings file is unusable.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The agent profile is unknown or invalid.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The options do not describe an acceptable sandbox.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The engine failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// An image could not be built.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The sandbox could not be set up.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The browser hand-off channel could not be created.
+    #[error("cannot create the browser hand-off directory")]
+    Browser(#[source] std::io::Error),
+    /// The terminal could not be put in raw mode.
+    #[error("cannot put the terminal in raw mode")]
+    Terminal(#[source] std::io::Error),
+    /// The signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+    /// The proxy sidecar image is not there.
+    #[error(
+        "proxy image {image} not found: pass --proxy-image IMAGE (for example one built from images/proxy/Dockerfile)"
+    )]
+    NoProxyImage {
+        /// The image looked for.
+        image: String,
+    },
+}
+
+impl Error {
+    /// The exit status for this failure: docker's 125 for everything the launcher itself
+    /// could not do (the agent's 126/127 come from the init or relay in the container).
+    pub fn exit_status(&self) -> ExitStatus {
+        ExitStatus::LAUNCHER_FAILED
+    }
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+///
+/// The launcher's own failures; the agent's exit status is `Ok`.
+pub async fn main(cli: Cli) -> Result<ExitStatus, Error> {
+    let settings = match Settings::default_path() {
+        Some(path) => Settings::load(&path)?,
+        None => Settings::default(),
+    };
+    match cli.command {
+        Command::Run(run) => {
+            let profile = Profile::lookup(&run.agent, &settings.agents)?;
+            let command = profile.agent_command(&run.agent_args);
+            sandboxed(&settings.apply(&run.sandbox), &profile, command).await
+        }
+        Command::Shell(shell) => {
+            let profile = Profile::lookup(&shell.agent, &settings.agents)?;
+            let command = if shell.command.is_empty() {
+                profile.shell.clone()
+            } else {
+                shell.command
+            };
+            sandboxed(&settings.apply(&shell.sandbox), &profile, command).await
+        }
+        Command::Build(build) => build_images(&settings, &build).await,
+        Command::Gc => {
+            let engine = Engine::connect().await?;
+            let owner = liveness::current_owner();
+            let removed = teardown::gc(&engine, &owner.host, None, liveness::is_running).await?;
+            notice(&format!(
+                "removed the leftovers of {} run(s)",
+                removed.len()
+            ));
+            Ok(ExitStatus::SUCCESS)
+        }
+        Command::Doctor(args) => Ok(doctor::run(&settings.apply(&args)).await),
+    }
+}
+
+/// `build`: (re)builds the agent image variants asked for.
+async fn build_images(settings: &Settings, args: &BuildArgs) -> Result<ExitStatus, Error> {
+    let engine = Engine::connect().await?;
+    let langs = if args.all {
+        Lang::ALL.to_vec()
+    } else {
+        vec![args.lang.or(settings.lang).unwrap_or(Lang::Base)]
+    };
+    let base = args
+        .base_image
+        .clone()
+        .or_else(|| settings.base_image.clone());
+    for lang in langs {
+        let spec = ImageSpec::agent(lang, base.as_deref().unwrap_or(DEFAULT_BASE_IMAGE));
+        images::ensure(&engine, &spec, true).await?;
+        notice(&format!("built {}", spec.tag));
+    }
+    Ok(ExitStatus::SUCCESS)
+}
+
+/// How long the agent may take to exit after a signal is passed on to it.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A signal's description and its name as the engine takes it.
+fn signal_name(number: i32) -> (&'static str, &'static str) {
+    match number {
+        1 => ("hangup", "SIGHUP"),
+        2 => ("interrupted", "SIGINT"),
+        _ => ("terminated", "SIGTERM"),
+    }
+}
+
+/// The termination signals that end a run (and its sandbox) early.
+struct Terminations(Vec<(i32, Signal)>);
+
+impl Terminations {
+    fn listen() -> std::io::Result<Self> {
+        let kinds = [
+            (2, SignalKind::interrupt()),
+            (15, SignalKind::terminate()),
+            (1, SignalKind::hangup()),
+        ];
+        kinds
+            .into_iter()
+            .map(|(number, kind)| signal(kind).map(|stream| (number, stream)))
+            .collect::<std::io::Result<_>>()
+            .map(Self)
+    }
+
+    /// The number of the first termination signal received.
+    async fn recv(&mut self) -> i32 {
+        let waits = self.0.iter_mut().map(|(number, stream)| {
+            let number = *number;
+            Box::pin(async move {
+                stream.recv().await;
+                number
+            })
+        });
+        futures_util::future::select_all(waits).await.0
+    }
+}
+
+/// `run` and `shell`: one sandboxed command, its exit status, and teardown on every path.
+async fn sandboxed(
+    args: &SandboxArgs,
+    profile: &Profile,
+    command: Vec<String>,
+) -> Result<ExitStatus, Error> {
+    let host = Host::current()?;
+    let config = SandboxConfig::new(args, profile, command, &host, |name| {
+        std::env::var(name).ok()
+    })?;
+    let engine = Engine::connect().await?;
+    let owner = liveness::current_owner();
+    let session = Session::new(owner.clone(), config.extra_labels.clone());
+    teardown::remove_on_panic(session.id.clone());
+    terminal::restore_on_panic();
+    match teardown::gc(
+        &engine,
+        &owner.host,
+        Some(&session.id),
+        liveness::is_running,
+    )
+    .await
+    {
+        Ok(removed) if !removed.is_empty() => tracing::info!(
+            sessions = removed.len(),
+            "removed leftovers of earlier runs"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(error = %chain(&error), "cannot look for leftovers of earlier runs")
+        }
+    }
+    tracing::debug!(phase = "gc done");
+    prepare_images(&engine, &config).await?;
+    tracing::debug!(phase = "images ready");
+    let mut terminations = Terminations::listen().map_err(Error::Signals)?;
+    let mut config = config;
+    let browser =
+        Channel::create(&Channel::default_parent(), &session.id).map_err(Error::Browser)?;
+    config.mounts.push(ResolvedMount {
+        source: browser.dir().to_owned(),
+        target: browser::CONTAINER_DIR.to_owned(),
+        read_only: false,
+        missing: Missing::Skip,
+    });
+    config.env.push(format!(
+        "{}={}/urls",
+        browser::ENV_VAR,
+        browser::CONTAINER_DIR
+    ));
+    let mut urls = browser.follower().map_err(Error::Browser)?;
+    let sandbox = Sandbox::new(&engine, &session);
+    let outcome = {
+        let run = run_in(&sandbox, &engine, &config);
+        tokio::pin!(run);
+        // The first signal is passed on to the agent, which gets STOP_GRACE to exit while
+        // its output is still relayed (as `docker run` does); a second signal, the grace
+        // running out, or a signal before the agent exists ends the run at once.
+        let mut signalled: Option<i32> = None;
+        let grace = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                result = &mut run => break result,
+                () = urls.follow(browser::open_in_browser) => {}
+                number = terminations.recv() => {
+                    let (name, engine_name) = signal_name(number);
+                    if signalled.is_some() || !sandbox.has_agent() {
+                        notice(&format!("{name}: stopping the sandbox"));
+                        break Ok(ExitStatus::from_signal(number));
+                    }
+                    notice(&format!("{name}: passed on to the agent (again to stop at once)"));
+                    signalled = Some(number);
+                    sandbox.signal_agent(engine_name).await;
+                    grace.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+                }
+                () = &mut grace => {
+                    notice("the agent did not stop in time: stopping the sandbox");
+                    break Ok(ExitStatus::from_signal(signalled.unwrap_or(15)));
+                }
+            }
+        }
+    };
+    urls.read_lines(browser::open_in_browser);
+    tracing::debug!(phase = "run done");
+    let mut failures = sandbox.teardown().await;
+    match teardown::session_resources(&engine, &session.id).await {
+        Ok(left) => failures.extend(teardown::remove_all(&engine, left).await),
+        Err(error) => failures.push(error),
+    }
+    for failure in &failures {
+        notice(&format!("teardown: {}", chain(failure)));
+    }
+    outcome
+}
+
+/// Builds the agent image when needed, and checks the proxy image is there.
+async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), Error> {
+    if let AgentImage::Built(spec) = &config.image
+        && images::ensure(engine, spec, config.rebuild).await? == ImageState::Built
+    {
+        notice(&format!("built {}", spec.tag));
+    }
+    if let Some(proxy) = &config.proxy
+        && engine.image_labels(&proxy.image).await?.is_none()
+    {
+        return Err(Error::NoProxyImage {
+            image: proxy.image.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Sets the sandbox up and runs the command; the caller tears it down.
+async fn run_in(
+    sandbox: &Sandbox<'_>,
+    engine: &Engine,
+    config: &SandboxConfig,
+) -> Result<ExitStatus, Error> {
+    let proxy = match &config.proxy {
+        Some(proxy) => {
+            if proxy.isolation == Isolation::InternalNetwork {
+                notice(
+                    "warning: --isolation internal-network lets the agent reach services listening on all \
+                     addresses of the host through the network's gateway",
+                );
+            }
+            let started = sandbox.start_proxy(proxy).await?;
+            tracing::debug!(phase = "proxy ready");
+            Some(started)
+        }
+        None => {
+            notice(
+                "network egress is unrestricted (host network); use --proxy to restrict it to an allowlist",
+            );
+            None
+        }
+    };
+    let network = proxy
+        .as_ref()
+        .map_or(AgentNetwork::Host, |p| p.network.clone());
+    let image_command = engine.image_command(config.image.name()).await?;
+    let tty = terminal::is_interactive();
+    let agent = sandbox
+        .create_agent_container(config, &network, &image_command, tty)
+        .await?;
+    // Docker's order: attach before start (no output lost), wait after start.
+    let attached = engine.attach(&agent, DETACH_KEYS).await?;
+    tracing::debug!(phase = "agent created");
+    engine.start_container(&agent).await?;
+    tracing::debug!(phase = "agent started");
+    let exit = engine.wait_exit(&agent);
+    if tty {
+        let raw = RawMode::enable().map_err(Error::Terminal)?;
+        tokio::select! {
+            relayed = stdio::relay(attached) => relayed?,
+            () = terminal::follow_size(engine, &agent) => {}
+        }
+        drop(raw);
+    } else {
+        stdio::relay(attached).await?;
+    }
+    let code = exit.await?;
+    if let Some(proxy) = &proxy {
+        match sandbox.denied(proxy).await {
+            Ok(denied) => denied.summary().iter().for_each(|line| notice(line)),
+            Err(error) => notice(&format!(
+                "cannot read what the proxy blocked: {}",
+                chain(&error)
+            )),
+        }
+    }
+    Ok(ExitStatus::from_container_code(code))
+}

@@ -1,0 +1,38 @@
+//! What the launcher tells the user, on standard error: one-line notices, warnings, and
+//! error chains. Standard output belongs to the agent.
+
+use std::io::Write as _;
+
+/// Writes `message` as a line on standard error, prefixed with the launcher's name.
+/// A closed standard error is ignored: there is nowhere else to report to.
+pub fn notice(message: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "agent-sandbox: {message}");
+}
+
+/// An error and its causes, joined with `: ` (the way `anyhow` prints `{:#}`).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start container x")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chains_join_every_cause_once() {
+        let error = Outer(std::io::Error::other("permission denied"));
+        assert_eq!(chain(&error), "cannot start container x: permission denied");
+    }
+}

@@ -1,0 +1,98 @@
+//! The record of denied destinations, for `GET /denied` and the launcher's exit summary.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// Distinct host:port pairs remembered; later new pairs are only counted as overflow.
+const MAX_DESTINATIONS: usize = 4096;
+
+/// One denied destination.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DeniedDestination {
+    /// The requested host.
+    pub host: String,
+    /// The requested port.
+    pub port: u16,
+    /// Why it was denied (the `X-Sandbox-Proxy-Deny` code of the latest denial).
+    pub reason: &'static str,
+    /// How many requests were denied.
+    pub count: u64,
+    /// When the latest denial happened (RFC 3339, UTC).
+    pub last_seen: String,
+}
+
+#[derive(Default)]
+struct Tally {
+    destinations: HashMap<(String, u16), (u64, SystemTime, &'static str)>,
+    overflow: u64,
+}
+
+/// Counts denials per destination.
+#[derive(Default)]
+pub struct DeniedLog(Mutex<Tally>);
+
+impl DeniedLog {
+    /// Records one denied request.
+    pub fn record(&self, host: &str, port: u16, reason: &'static str) {
+        let Ok(mut tally) = self.0.lock() else { return };
+        let now = SystemTime::now();
+        let full = tally.destinations.len() >= MAX_DESTINATIONS;
+        match tally.destinations.get_mut(&(host.to_owned(), port)) {
+            Some(entry) => *entry = (entry.0 + 1, now, reason),
+            None if full => tally.overflow += 1,
+            None => {
+                tally
+                    .destinations
+                    .insert((host.to_owned(), port), (1, now, reason));
+            }
+        }
+    }
+
+    /// Every denied destination, most denied first.
+    pub fn snapshot(&self) -> Vec<DeniedDestination> {
+        let Ok(tally) = self.0.lock() else {
+            return Vec::new();
+        };
+        let mut all: Vec<DeniedDestination> = tally
+            .destinations
+            .iter()
+            .map(|((host, port), (count, last, reason))| DeniedDestination {
+                host: host.clone(),
+                port: *port,
+                reason,
+                count: *count,
+                last_seen: humantime::format_rfc3339_seconds(*last).to_string(),
+            })
+            .collect();
+        all.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.host, a.port).cmp(&(&b.host, b.port)))
+        });
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_destination_most_denied_first() {
+        let log = DeniedLog::default();
+        log.record("a.test", 443, "not-allowlisted");
+        log.record("b.test", 22, "port");
+        log.record("b.test", 22, "port");
+        let all = log.snapshot();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            (all[0].host.as_str(), all[0].port, all[0].count),
+            ("b.test", 22, 2)
+        );
+        assert_eq!((all[1].host.as_str(), all[1].count), ("a.test", 1));
+        assert!(all[0].last_seen.ends_with('Z'));
+    }
+}

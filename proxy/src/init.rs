@@ -1,0 +1,139 @@
+//! Minimal init for the agent container: start the agent, forward signals to it, reap
+//! every zombie, and exit with the agent's status.
+//!
+//! The agent runs in its own process group; when the container has a terminal, that
+//! group is made the terminal's foreground group, so keys like Ctrl-C reach the agent
+//! once (from the terminal) rather than twice (terminal and forwarded).
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, pthread_sigmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, tcsetpgrp};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Signals passed on to the agent's process group.
+const FORWARDED: [(SignalKind, Signal); 7] = [
+    (SignalKind::terminate(), Signal::SIGTERM),
+    (SignalKind::interrupt(), Signal::SIGINT),
+    (SignalKind::hangup(), Signal::SIGHUP),
+    (SignalKind::quit(), Signal::SIGQUIT),
+    (SignalKind::user_defined1(), Signal::SIGUSR1),
+    (SignalKind::user_defined2(), Signal::SIGUSR2),
+    (SignalKind::window_change(), Signal::SIGWINCH),
+];
+
+/// Why the agent could not be started (docker's conventions for the exit code).
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// No command was given.
+    #[error("no command to run")]
+    NoCommand,
+    /// The command does not exist (exit 127).
+    #[error("{command}: command not found")]
+    NotFound {
+        /// The command.
+        command: String,
+    },
+    /// The command cannot be executed (exit 126).
+    #[error("{command}: cannot execute")]
+    CannotExecute {
+        /// The command.
+        command: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Signal handling could not be set up.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] io::Error),
+}
+
+impl InitError {
+    /// The exit code docker users expect for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            InitError::NotFound { .. } => 127,
+            InitError::NoCommand | InitError::CannotExecute { .. } => 126,
+            InitError::Signals(_) => 125,
+        }
+    }
+}
+
+/// Runs `command` to completion as described in the module docs; returns its exit code
+/// (128 + signal number when it was killed by a signal).
+pub async fn supervise(command: &[OsString]) -> Result<u8, InitError> {
+    let (program, args) = command.split_first().ok_or(InitError::NoCommand)?;
+    // Handlers first, so no signal (or child exit) between spawn and here is lost.
+    let mut children = signal(SignalKind::child()).map_err(InitError::Signals)?;
+    let mut forwarded = Vec::with_capacity(FORWARDED.len());
+    for (kind, sig) in FORWARDED {
+        forwarded.push((signal(kind).map_err(InitError::Signals)?, sig));
+    }
+    let interactive = io::stdin().is_terminal();
+    let child = Command::new(program)
+        .args(args)
+        .process_group(0)
+        .spawn()
+        .map_err(|source| {
+            let command = program.to_string_lossy().into_owned();
+            match source.kind() {
+                io::ErrorKind::NotFound => InitError::NotFound { command },
+                _ => InitError::CannotExecute { command, source },
+            }
+        })?;
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    if interactive {
+        hand_terminal_to(pid);
+    }
+    loop {
+        if let Some(code) = reap(pid) {
+            return Ok(code);
+        }
+        let received = {
+            let waits = forwarded
+                .iter_mut()
+                .map(|(stream, sig)| Box::pin(async move { stream.recv().await.map(|_| *sig) }));
+            tokio::select! {
+                _ = children.recv() => None,
+                (sig, _, _) = futures_util::future::select_all(waits) => sig,
+            }
+        };
+        if let Some(sig) = received {
+            let _ = killpg(pid, sig);
+        }
+    }
+}
+
+/// Reaps every exited child; returns the agent's exit code once it has exited.
+fn reap(agent: Pid) -> Option<u8> {
+    let mut agent_code = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == agent => {
+                agent_code = Some(u8::try_from(code).unwrap_or(1));
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == agent => {
+                agent_code = Some(128u8.saturating_add(sig as u8));
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return agent_code,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Makes the agent's group the terminal's foreground group and wakes it in case it was
+/// stopped for reading the terminal before that.
+fn hand_terminal_to(agent: Pid) {
+    // A background process changing the foreground group gets SIGTTOU unless blocked.
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None);
+    if let Err(err) = tcsetpgrp(io::stdin(), agent) {
+        tracing::debug!(error = %err, "cannot hand the terminal to the agent");
+    }
+    let _ = killpg(agent, Signal::SIGCONT);
+}

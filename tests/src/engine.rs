@@ -1,0 +1,56 @@
+//! Whether a Docker engine answers, and the loud skip when none does.
+//!
+//! Docker tests start with [`require_docker!`](crate::require_docker). Where no engine
+//! answers (a laptop without Docker) they print a SKIP banner straight to the terminal
+//! and return; under CI (the `CI` variable set and not empty) a missing engine fails the
+//! test instead, so a broken CI machine never passes by skipping.
+
+use std::io::Write;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Whether the Docker engine answers. When it does not: panics under CI, otherwise
+/// prints a SKIP banner naming the calling test and returns `false`.
+pub fn docker_available() -> bool {
+    static PROBE: OnceLock<Result<String, String>> = OnceLock::new();
+    let probe = PROBE.get_or_init(|| {
+        // Not `cli::docker`: a missing client is a reason to skip, not a panic.
+        match Command::new("docker")
+            .args(["version", "--format", "{{.Server.APIVersion}}"])
+            .output()
+        {
+            Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into()),
+            Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            Err(e) => Err(format!("cannot run the docker client: {e}")),
+        }
+    });
+    let reason = match probe {
+        Ok(_) => return true,
+        Err(reason) => reason,
+    };
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("CI is set but no Docker engine answers: {reason}");
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_owned();
+    // Written to the stderr handle directly: the test harness captures `eprintln!` of
+    // passing tests, and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!! SKIP {test}: no Docker engine answers ({reason}).\n!!!! This Docker test did NOT run; under CI (CI=1) this is a failure.\n"
+    );
+    false
+}
+
+/// Returns from the calling test (after a loud SKIP) when no Docker engine answers;
+/// fails it instead under CI. See [`docker_available`].
+#[macro_export]
+macro_rules! require_docker {
+    () => {
+        if !$crate::docker_available() {
+            return;
+        }
+    };
+}

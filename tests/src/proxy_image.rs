@@ -1,0 +1,39 @@
+//! The sidecar image for the tests, built once per test run by
+//! `scripts/build-proxy-image.sh` (static host binary, final stage of
+//! `images/proxy/Dockerfile`, no pulls), so tests exercise the same path users take.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::cache::{CacheLock, workspace_root};
+use crate::cli::Outcome;
+
+/// The tag the tests build the sidecar image under.
+const TAG: &str = "agent-sandbox-test/proxy:local";
+
+/// The tag of the sidecar image built from the current sources, building it on first
+/// use in this process (cargo and docker make a rebuild from unchanged sources quick).
+/// Safe to call from many threads and test binaries at once.
+pub fn proxy_image() -> &'static str {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let _lock = CacheLock::acquire("proxy-image");
+        let script = workspace_root().join("scripts/build-proxy-image.sh");
+        let outcome = Outcome::of(Command::new("bash").arg(&script).args([
+            "--tag",
+            TAG,
+            "--label",
+            "agent-sandbox.test=1",
+        ]));
+        if !outcome.success() {
+            panic!(
+                "{} exited {}:\n{}{}",
+                script.display(),
+                outcome.code,
+                outcome.stdout,
+                outcome.stderr
+            );
+        }
+        outcome.stdout.trim().to_owned()
+    })
+}

@@ -1,0 +1,290 @@
+//! The sidecar image against the real engine (issue 3 §5): built from a static host
+//! binary without pulls, started read-only, without capabilities, as a non-root UID,
+//! between a client network and an egress network with test upstreams.
+//!
+//! Topology of a [`World`]: the client sits alone with the proxy on an `--internal`
+//! network (it cannot reach the upstreams but through the proxy); the proxy and the
+//! upstreams `allowed.test` and `denied.test` share an egress network, where the proxy
+//! resolves their names through Docker's embedded DNS (which also proves DNS works in
+//! the scratch image).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use agent_sandbox_e2e::{
+    Container, Outcome, Scope, Upstream, debian_image, docker_ok, proxy_image, require_docker,
+    wait_tcp,
+};
+
+/// The allowlist of most tests: only the `allowed.test` upstream, default ports.
+const ALLOWLIST: &str = "# sidecar test allowlist\nallowed.test\n";
+
+/// Where the image expects its allowlist.
+const ALLOWLIST_PATH: &str = "/etc/sandbox-proxy/allowed_domains.txt";
+
+/// The proxy's address as the client sees it.
+const PROXY: &str = "http://proxy.test:8888";
+
+/// The image's non-root user.
+const UID: &str = "65532";
+
+/// A proxy sidecar with a client and two upstreams; see the module documentation.
+struct World {
+    proxy: Container,
+    client: Container,
+    allowed: Upstream,
+    denied: Upstream,
+    /// Last: dropped after the fields above, removes everything.
+    _scope: Scope,
+}
+
+impl World {
+    /// Starts the world with the image's default command and [`ALLOWLIST`], and waits
+    /// until the proxy accepts connections.
+    fn start() -> Self {
+        let scope = Scope::new();
+        let egress = scope.network("egress", &[]);
+        let inner = scope.network("inner", &["--internal"]);
+        let allowed = Upstream::start(&scope, &egress, "allowed.test", &[80, 8000]);
+        let denied = Upstream::start(&scope, &egress, "denied.test", &[80]);
+        let allowlist = scope.file("allowed_domains.txt", ALLOWLIST);
+        let proxy = scope
+            .container(proxy_image(), "proxy")
+            .network(&egress)
+            .args([
+                "--read-only",
+                "--cap-drop=ALL",
+                "--security-opt=no-new-privileges",
+            ])
+            .args([
+                "--volume",
+                &format!("{}:{ALLOWLIST_PATH}:ro", allowlist.display()),
+            ])
+            // The image's default command without `--admin`, which the proxy does not
+            // have yet; drop this line once it does.
+            .cmd(["--listen", "0.0.0.0:8888", "--allowlist", ALLOWLIST_PATH])
+            .start();
+        proxy.connect(&inner, Some("proxy.test"));
+        let client = scope
+            .container(debian_image(), "client")
+            .network(&inner)
+            .cmd(["sleep", "infinity"])
+            .start();
+        wait_tcp(
+            SocketAddr::new(proxy.ip(&egress), 8888),
+            Duration::from_secs(20),
+        );
+        Self {
+            proxy,
+            client,
+            allowed,
+            denied,
+            _scope: scope,
+        }
+    }
+
+    /// Runs curl in the client container through the proxy (`-p`: tunnel with CONNECT)
+    /// and returns what came back.
+    fn curl(&self, args: &[&str]) -> Response {
+        let mut cmd = vec!["curl", "--silent", "--show-error", "--include"];
+        cmd.extend(["--max-time", "10", "--proxy", PROXY]);
+        cmd.extend(args);
+        Response::parse(self.client.exec(&cmd))
+    }
+}
+
+/// What curl printed with `--include`: the last header block and the body.
+#[derive(Debug)]
+struct Response {
+    outcome: Outcome,
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Response {
+    fn parse(outcome: Outcome) -> Self {
+        let (headers, body) = match outcome.stdout.rfind("\r\n\r\n") {
+            Some(end) => (&outcome.stdout[..end], &outcome.stdout[end + 4..]),
+            None => (outcome.stdout.as_str(), ""),
+        };
+        let last_block = headers.rsplit("\r\n\r\n").next().unwrap_or_default();
+        let status = last_block
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Self {
+            status,
+            headers: last_block.to_ascii_lowercase(),
+            body: body.to_owned(),
+            outcome,
+        }
+    }
+
+    /// The value of the deny header, if present.
+    fn deny_reason(&self) -> Option<&str> {
+        self.headers
+            .lines()
+            .find_map(|line| line.strip_prefix("x-sandbox-proxy-deny:"))
+            .map(str::trim)
+    }
+}
+
+#[test]
+fn image_is_small_static_and_runs_as_non_root() {
+    require_docker!();
+    let image = proxy_image();
+    let size: u64 = docker_ok(["image", "inspect", "--format", "{{.Size}}", image])
+        .parse()
+        .unwrap();
+    assert!(size < 8 * 1024 * 1024, "image is {size} bytes");
+    let config = |f: &str| docker_ok(["image", "inspect", "--format", f, image]);
+    assert_eq!(config("{{.Config.User}}"), format!("{UID}:{UID}"));
+    assert_eq!(
+        config("{{json .Config.ExposedPorts}}"),
+        r#"{"8888/tcp":{}}"#
+    );
+    assert_eq!(
+        config("{{json .Config.Entrypoint}}"),
+        r#"["/opt/sandbox/bin/sandbox-proxy"]"#
+    );
+    assert_eq!(
+        config("{{json .Config.Healthcheck.Test}}"),
+        r#"["CMD","/opt/sandbox/bin/sandbox-proxy","healthcheck"]"#
+    );
+    assert_eq!(config("{{.Os}}/{{len .RootFS.Layers}}"), "linux/2");
+}
+
+/// Creates a named volume of the scope and returns its name.
+fn volume(scope: &Scope, what: &str) -> String {
+    let name = scope.name(what);
+    let mut args = vec!["volume".to_owned(), "create".to_owned()];
+    args.extend(scope.label_args());
+    args.push(name.clone());
+    docker_ok(&args);
+    name
+}
+
+#[test]
+fn volumes_share_the_binary_read_only_and_give_the_run_dir_to_the_proxy_user() {
+    require_docker!();
+    let scope = Scope::new();
+    let bin = volume(&scope, "bin");
+    let run = volume(&scope, "run");
+    let mounts = [
+        "--volume".to_owned(),
+        format!("{bin}:/opt/sandbox/bin:ro"),
+        "--volume".to_owned(),
+        format!("{run}:/run/sandbox"),
+    ];
+    // Creating a container populates empty named volumes from the image: what the
+    // launcher relies on to hand the binary and the socket directory to the agent.
+    docker_ok(
+        ["create".to_owned()]
+            .into_iter()
+            .chain(scope.label_args())
+            .chain(mounts.iter().cloned())
+            .chain([proxy_image().to_owned()]),
+    );
+    let out = scope.run(
+        debian_image(),
+        &mounts.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[
+            "bash",
+            "-c",
+            "stat -c '%u %a' /opt/sandbox/bin/sandbox-proxy /run/sandbox \
+             && /opt/sandbox/bin/sandbox-proxy --help >/dev/null \
+             && ! touch /opt/sandbox/bin/sandbox-proxy 2>/dev/null && echo read-only",
+        ],
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("0 755\n{UID} 755\nread-only\n").as_str()),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn allows_a_listed_host_over_plain_http_and_connect() {
+    require_docker!();
+    let world = World::start();
+    let plain = world.curl(&["http://allowed.test/"]);
+    assert_eq!(
+        (plain.outcome.code, plain.status, plain.body.as_str()),
+        (0, 200, "allowed.test\n"),
+        "{plain:?}"
+    );
+    let tunnel = world.curl(&["--proxytunnel", "http://allowed.test/"]);
+    assert_eq!(
+        (tunnel.status, tunnel.body.as_str()),
+        (200, "allowed.test\n"),
+        "{tunnel:?}"
+    );
+    assert_eq!(world.allowed.connections(), 2);
+}
+
+#[test]
+fn denies_an_unlisted_host_with_the_deny_header_and_never_contacts_it() {
+    require_docker!();
+    let world = World::start();
+    for args in [
+        &["http://denied.test/"][..],
+        &["--proxytunnel", "http://denied.test/"][..],
+    ] {
+        let denied = world.curl(args);
+        assert_eq!(denied.status, 403, "{args:?}: {denied:?}");
+        assert!(
+            denied.deny_reason().is_some_and(|r| !r.is_empty()),
+            "{denied:?}"
+        );
+    }
+    assert_eq!(
+        world.denied.connections(),
+        0,
+        "{:?}",
+        world.denied.container().logs()
+    );
+}
+
+#[test]
+fn refuses_a_listed_host_on_an_unlisted_port() {
+    require_docker!();
+    let world = World::start();
+    for args in [
+        &["http://allowed.test:8000/"][..],
+        &["--proxytunnel", "http://allowed.test:8000/"][..],
+    ] {
+        let refused = world.curl(args);
+        assert_eq!(refused.status, 403, "{args:?}: {refused:?}");
+        assert!(refused.deny_reason().is_some(), "{refused:?}");
+    }
+    assert_eq!(world.allowed.connections(), 0);
+}
+
+#[test]
+fn serves_read_only_without_capabilities_as_non_root() {
+    require_docker!();
+    let world = World::start();
+    assert_eq!(
+        world.proxy.inspect("{{.HostConfig.ReadonlyRootfs}}"),
+        "true"
+    );
+    let pid = world.proxy.inspect("{{.State.Pid}}");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), format!("{UID} {UID} {UID} {UID}"));
+    for caps in ["CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(field(caps), "0000000000000000", "{caps}");
+    }
+    assert_eq!(field("NoNewPrivs:"), "1");
+    let served = world.curl(&["http://allowed.test/"]);
+    assert_eq!(served.status, 200, "{served:?}");
+}
