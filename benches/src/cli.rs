@@ -116,15 +116,30 @@ pub struct ReportArgs {
     pub files: Vec<PathBuf>,
 }
 
-impl From<&RunArgs> for Context {
-    fn from(args: &RunArgs) -> Self {
+/// Refuses any address that is not on loopback.
+fn loopback(addr: SocketAddr) -> Result<SocketAddr, Error> {
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(Error::NotLoopback { addr })
+    }
+}
+
+impl TryFrom<&RunArgs> for Context {
+    type Error = Error;
+
+    fn try_from(args: &RunArgs) -> Result<Self, Error> {
         let target = |host: &String, port| Target {
             host: host.clone(),
             port,
         };
-        Context {
+        Ok(Context {
             system: args.system.clone(),
-            route: args.proxy.map_or(Route::Direct, Route::Proxy),
+            route: args
+                .proxy
+                .map(loopback)
+                .transpose()?
+                .map_or(Route::Direct, Route::Proxy),
             process: args.pid.map(Process::new),
             echo: target(&args.echo_host, args.echo_port),
             http: target(&args.http_host, args.http_port),
@@ -135,7 +150,7 @@ impl From<&RunArgs> for Context {
             },
             entries: args.entries,
             idle_tunnels: args.idle_tunnels.clone(),
-        }
+        })
     }
 }
 
@@ -144,7 +159,7 @@ pub async fn execute(command: Command, out: &mut impl Write) -> Result<(), Error
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Run(args) => {
-            let ctx = Context::from(&args);
+            let ctx = Context::try_from(&args)?;
             for test in args.tests {
                 info!(system = %ctx.system, ?test, "running");
                 for record in scenario::run(&ctx, test).await? {
@@ -177,10 +192,10 @@ pub async fn execute(command: Command, out: &mut impl Write) -> Result<(), Error
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Error> {
-    let echo = TcpListener::bind(args.echo)
+    let echo = TcpListener::bind(loopback(args.echo)?)
         .await
         .map_err(Error::io("bind echo"))?;
-    let http = TcpListener::bind(args.http)
+    let http = TcpListener::bind(loopback(args.http)?)
         .await
         .map_err(Error::io("bind http"))?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -204,7 +219,7 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
-        let ctx = Context::from(&args);
+        let ctx = Context::try_from(&args).unwrap();
         assert_eq!(ctx.route, Route::Direct);
         assert_eq!(ctx.echo.authority(), "echo.bench.test:9001");
         assert_eq!(args.tests.len(), 6);
@@ -235,11 +250,29 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
-        let ctx = Context::from(&args);
+        let ctx = Context::try_from(&args).unwrap();
         assert_eq!(ctx.route, Route::Proxy("127.0.0.1:3128".parse().unwrap()));
         assert_eq!(args.tests, [TestName::Filter]);
         assert_eq!((ctx.entries, ctx.idle_tunnels), (1000, vec![10, 20]));
         assert_eq!(ctx.window.duration, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_proxy_off_loopback_is_refused() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "run",
+            "--system",
+            "x",
+            "--proxy",
+            "10.0.0.1:3128",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        let err = Context::try_from(&args).unwrap_err();
+        assert!(matches!(err, Error::NotLoopback { .. }), "{err}");
     }
 
     #[test]

@@ -80,6 +80,12 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// An address given to the load generator is not a loopback address.
+    #[error("{addr} is not a loopback address; the load generator only targets loopback")]
+    NotLoopback {
+        /// The address.
+        addr: std::net::SocketAddr,
+    },
     /// A background task failed to complete.
     #[error("worker task failed")]
     Join(#[from] tokio::task::JoinError),

@@ -33,8 +33,9 @@ pub(super) async fn run(ctx: &Context) -> Result<Vec<Record>, Error> {
     Ok(records)
 }
 
-/// Opens tunnels until `target` are open; stops early once as many have failed as the
-/// step asked for, so a proxy that refuses them cannot keep the test running.
+/// Opens tunnels until `target` are open; gives up on the step once
+/// [`OPENING_CONCURRENCY`] opens have failed in it, so a proxy that refuses or stalls
+/// them cannot keep the test running for long.
 async fn fill(
     ctx: &Context,
     open: &mut Vec<TcpStream>,
@@ -42,7 +43,7 @@ async fn fill(
     tally: &mut Tally,
 ) -> Result<(), Error> {
     let mut set = JoinSet::new();
-    let budget = tally.errors + target as u64;
+    let budget = tally.errors + OPENING_CONCURRENCY as u64;
     while open.len() < target && tally.errors < budget {
         while set.len() < OPENING_CONCURRENCY && open.len() + set.len() < target {
             let (route, echo, bound) = (ctx.route, ctx.echo.clone(), ctx.window.op_timeout);
