@@ -164,7 +164,6 @@ async fn read_hello<S: Socket>(
     client: &S,
     buffer: &mut BytesMut,
 ) -> Result<hello::ClientHello, SniRefusal> {
-    let mut chunk = Vec::new();
     loop {
         if let Some(hello) = hello::peek(buffer)? {
             return Ok(hello);
@@ -173,13 +172,14 @@ async fn read_hello<S: Socket>(
         if room == 0 {
             return Err(HelloError::TooLarge.into());
         }
-        chunk.resize(room, 0);
+        // Exactly `room` bytes of capacity: the read can never pass the bound.
+        let mut chunk = Vec::with_capacity(room);
         let read = loop {
             client
                 .readable()
                 .await
                 .map_err(|_| SniRefusal::Incomplete)?;
-            match client.try_read(&mut chunk) {
+            match client.try_read_buf(&mut chunk) {
                 Ok(read) => break read,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return Err(SniRefusal::Incomplete),
