@@ -163,6 +163,10 @@ pub struct ServeArgs {
     /// How long shutdown waits for open connections before closing them.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Worker threads; 1 (the default) runs everything on one thread, which costs the
+    /// least CPU per request for a sidecar serving one sandbox.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
     /// Require the TLS server name of tunnels to --sni-ports to be the CONNECT host
     /// (the ClientHello is read, never decrypted; --header-read-timeout bounds the wait).
     #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]

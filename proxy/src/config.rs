@@ -75,6 +75,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// The management listener's address, if any.
     pub admin: Option<std::net::SocketAddr>,
+    /// Runtime worker threads (1: a single-threaded runtime).
+    pub threads: u16,
     /// Limits and timeouts.
     pub limits: Limits,
 }
@@ -109,6 +111,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             pins,
             log_format: args.log_format,
             admin: args.admin.0,
+            threads: args.threads,
             limits: Limits {
                 header_read_timeout: args.header_read_timeout,
                 max_header_bytes: args.max_header_bytes,

@@ -64,16 +64,27 @@ fn run_server(args: sandbox_proxy::cli::ServeArgs) -> Exit {
         Err(err) => return fail(&err, Exit::Usage),
     };
     logging::init(config.log_format, "info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match server_runtime(config.threads) {
         Ok(runtime) => runtime,
         Err(err) => return fail(&err, Exit::Internal),
     };
     match runtime.block_on(serve::serve(config)) {
         Ok(()) => Exit::Success,
         Err(err) => fail(&err, err.exit()),
+    }
+}
+
+/// One thread: a current-thread runtime; more: a work-stealing pool of that size.
+fn server_runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(threads))
+            .enable_all()
+            .build()
     }
 }
 
