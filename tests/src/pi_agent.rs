@@ -1,0 +1,115 @@
+//! pi itself for the tests: its installed `node_modules` (shared test data beside the
+//! clone, `../shared/testdata/`, never copied into the repository), a copy unpacked in
+//! the test cache for running pi on the host, and the home directory a test gives it,
+//! whose `~/.pi/agent/models.json` declares a mock model provider.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::cache::{CacheLock, cache_dir, workspace_root};
+use crate::cli::Outcome;
+
+/// The tarball of pi's installed `node_modules`, in `../shared/testdata/`.
+const MODULES_TARBALL: &str = "pi-coding-agent-1.5.2.node_modules.tar.xz";
+
+/// pi's command-line entry point, relative to the directory holding `node_modules`.
+pub const PI_CLI: &str = "node_modules/@earendil-works/pi-coding-agent/dist/bundle/cli.js";
+
+/// The tarball of pi's installed `node_modules`; panics with where it should be when
+/// it is missing.
+pub fn pi_modules_tarball() -> PathBuf {
+    let path = workspace_root()
+        .join("../shared/testdata")
+        .join(MODULES_TARBALL);
+    if !path.is_file() {
+        panic!(
+            "{} is missing: the pi tests need the shared test data beside the clone \
+             (../shared/testdata/{MODULES_TARBALL})",
+            path.display()
+        );
+    }
+    path
+}
+
+/// pi's entry point in a copy of its `node_modules` unpacked in the test cache (once),
+/// for running pi directly on the host with [`node_binary`](crate::node_binary).
+pub fn host_pi_cli() -> &'static Path {
+    static CLI: OnceLock<PathBuf> = OnceLock::new();
+    CLI.get_or_init(|| {
+        let dir = cache_dir().join("pi-host");
+        let cli = dir.join(PI_CLI);
+        let _lock = CacheLock::acquire("pi-host");
+        if !cli.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+            let outcome = Outcome::of(
+                Command::new("tar")
+                    .arg("-xJf")
+                    .arg(pi_modules_tarball())
+                    .arg("-C")
+                    .arg(&dir),
+            );
+            if !outcome.success() {
+                panic!(
+                    "cannot unpack pi into {}: {}",
+                    dir.display(),
+                    outcome.stderr
+                );
+            }
+        }
+        cli
+    })
+}
+
+/// An OpenAI-compatible model provider as pi's `models.json` declares it.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// The provider id (`--provider`).
+    pub name: String,
+    /// The API base URL, e.g. `https://model.test/v1`.
+    pub base_url: String,
+    /// The model id (`--model`).
+    pub model: String,
+}
+
+impl Provider {
+    /// The `models.json` declaring this provider (`"api": "openai-completions"`, a
+    /// dummy key).
+    pub fn models_json(&self) -> String {
+        format!(
+            r#"{{
+  "providers": {{
+    "{name}": {{
+      "baseUrl": "{base_url}",
+      "api": "openai-completions",
+      "apiKey": "test-key",
+      "models": [{{ "id": "{model}" }}]
+    }}
+  }}
+}}
+"#,
+            name = self.name,
+            base_url = self.base_url,
+            model = self.model
+        )
+    }
+
+    /// pi's arguments selecting this provider's model.
+    pub fn args(&self) -> [&str; 4] {
+        ["--provider", &self.name, "--model", &self.model]
+    }
+
+    /// Creates `home/.pi/agent/models.json` declaring this provider; returns pi's agent
+    /// directory.
+    pub fn write_agent_dir(&self, home: &Path) -> PathBuf {
+        let agent = home.join(".pi/agent");
+        std::fs::create_dir_all(&agent)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", agent.display()));
+        let models = agent.join("models.json");
+        std::fs::write(&models, self.models_json())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", models.display()));
+        agent
+    }
+}

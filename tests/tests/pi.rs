@@ -1,0 +1,156 @@
+//! pi, the real agent, through the real launcher in proxy mode (issue 5 §4): the pi test
+//! image (Node.js, pi, the test CA), a mock OpenAI-compatible model server with TLS as
+//! `model.test` on an egress network the test creates, and pi's `models.json` in the
+//! mounted agent directory declaring it as a provider.
+//!
+//! - The allowlist names the mock: `pi -p` prints the mock's answer and exits 0.
+//! - The allowlist does not: pi fails, the mock is never contacted, and the launcher's
+//!   exit summary names the blocked host.
+//!
+//! Everything the launcher creates carries the scope's labels (`--label`), so the scope
+//! removes it even when a test fails.
+
+// Helpers outside `#[test]` functions fail the calling test by panicking.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_sandbox_e2e::{
+    ModelServer, Provider, Scope, launcher_binary, pi_image, proxy_image, require_docker,
+};
+
+/// The mock model server's name on the egress network.
+const MODEL_HOST: &str = "model.test";
+
+/// How long one launcher run may take: image checks, the sidecar, pi's start and, when
+/// the provider is refused, its retries (about 15 s).
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a launcher run printed.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// A home directory for pi (agent directory with `models.json`, an allowlist), a
+/// working directory, the egress network and the mock model server on it.
+struct World {
+    scope: Scope,
+    egress: String,
+    model: ModelServer,
+    home: PathBuf,
+    work: PathBuf,
+    provider: Provider,
+}
+
+impl World {
+    fn start() -> Self {
+        let scope = Scope::new();
+        let egress = scope.network("egress", &[]);
+        let model = ModelServer::start(&scope, &egress, MODEL_HOST);
+        let root = std::env::temp_dir().join(scope.id());
+        let (home, work) = (root.join("home"), root.join("work"));
+        std::fs::create_dir_all(&work).unwrap();
+        let provider = Provider {
+            name: "mock".to_owned(),
+            base_url: model.base_url(),
+            model: "mock-model".to_owned(),
+        };
+        provider.write_agent_dir(&home);
+        Self {
+            scope,
+            egress,
+            model,
+            home,
+            work,
+            provider,
+        }
+    }
+
+    /// `agent-sandbox run pi --proxy ... -- --provider mock --model mock-model -p PROMPT`
+    /// with `allowlist`, stdin not a terminal.
+    fn pi(&self, allowlist: &str, prompt: &str) -> Run {
+        let agents = self.home.join(".agents");
+        std::fs::create_dir_all(&agents).unwrap();
+        let allowed = agents.join("proxy_allowed_domains.txt");
+        std::fs::write(&allowed, allowlist).unwrap();
+        let mut cmd = Command::new(launcher_binary(false));
+        cmd.args(["run", "pi", "--proxy", "--image", pi_image()])
+            .args(["--proxy-image", proxy_image()])
+            .args(["--egress-network", &self.egress])
+            .arg("--allowed-domains")
+            .arg(&allowed)
+            .args(self.scope.label_args())
+            .arg("--")
+            .args(self.provider.args())
+            .args(["-p", prompt])
+            .current_dir(&self.work)
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"));
+        run_bounded(cmd, RUN_TIMEOUT)
+    }
+}
+
+/// Runs `cmd` with stdin from /dev/null, collecting its output; stops it (SIGTERM, so
+/// the launcher tears down) when it runs longer than `timeout`.
+fn run_bounded(mut cmd: Command, timeout: Duration) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let run = Run {
+        code: status.code(),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    eprintln!(
+        "--- launcher exited {:?} after {:.1?}\n--- stdout:\n{}\n--- stderr:\n{}",
+        run.code,
+        started.elapsed(),
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+#[test]
+fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
+    require_docker!();
+    let world = World::start();
+    let run = world.pi(&format!("{MODEL_HOST}\n"), "Say the marker.");
+    let log = world.model.log();
+    assert_eq!(run.code, Some(0), "pi failed; the mock saw:\n{log}");
+    assert!(
+        run.stdout.contains(world.model.marker()),
+        "pi did not print the mock's answer {:?}",
+        world.model.marker()
+    );
+    assert!(log.completions() >= 1, "the mock saw no completion:\n{log}");
+}
