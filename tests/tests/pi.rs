@@ -153,4 +153,31 @@ fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
         world.model.marker()
     );
     assert!(log.completions() >= 1, "the mock saw no completion:\n{log}");
+    // In `-p` mode pi contacts its model provider only: the proxy refused nothing, so
+    // the launcher has no summary of blocked hosts to print.
+    assert!(
+        !run.stderr.contains("blocked"),
+        "pi tried to reach another host"
+    );
+}
+
+#[test]
+fn pi_fails_and_the_summary_names_the_model_host_when_it_is_not_allowed() {
+    require_docker!();
+    let world = World::start();
+    let run = world.pi(
+        "# the model host is not listed\nunrelated.test\n",
+        "Say the marker.",
+    );
+    assert_ne!(run.code, Some(0), "pi succeeded without its model host");
+    assert!(
+        !run.stdout.contains(world.model.marker()),
+        "pi printed the mock's answer"
+    );
+    let log = world.model.log();
+    assert_eq!(log.connections(), 0, "the mock was contacted:\n{log}");
+    assert!(
+        run.stderr.contains(&format!("{MODEL_HOST}:443")),
+        "the exit summary does not name {MODEL_HOST}:443"
+    );
 }
