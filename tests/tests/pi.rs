@@ -14,20 +14,17 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use std::io::Read as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent_sandbox_e2e::{
-    ModelServer, Provider, Scope, launcher_binary, pi_image, proxy_image, require_docker,
-};
-
-/// The mock model server's name on the egress network.
-const MODEL_HOST: &str = "model.test";
+use agent_sandbox_e2e::{MODEL_HOST, SandboxedPi, launcher_binary, require_docker};
 
 /// How long one launcher run may take: image checks, the sidecar, pi's start and, when
 /// the provider is refused, its retries (about 15 s).
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The prompt; the mock answers any prompt with its marker.
+const PROMPT: &str = "Say the marker.";
 
 /// What a launcher run printed.
 #[derive(Debug)]
@@ -37,63 +34,12 @@ struct Run {
     stderr: String,
 }
 
-/// A home directory for pi (agent directory with `models.json`, an allowlist), a
-/// working directory, the egress network and the mock model server on it.
-struct World {
-    scope: Scope,
-    egress: String,
-    model: ModelServer,
-    home: PathBuf,
-    work: PathBuf,
-    provider: Provider,
-}
-
-impl World {
-    fn start() -> Self {
-        let scope = Scope::new();
-        let egress = scope.network("egress", &[]);
-        let model = ModelServer::start(&scope, &egress, MODEL_HOST);
-        let root = std::env::temp_dir().join(scope.id());
-        let (home, work) = (root.join("home"), root.join("work"));
-        std::fs::create_dir_all(&work).unwrap();
-        let provider = Provider {
-            name: "mock".to_owned(),
-            base_url: model.base_url(),
-            model: "mock-model".to_owned(),
-        };
-        provider.write_agent_dir(&home);
-        Self {
-            scope,
-            egress,
-            model,
-            home,
-            work,
-            provider,
-        }
-    }
-
-    /// `agent-sandbox run pi --proxy ... -- --provider mock --model mock-model -p PROMPT`
-    /// with `allowlist`, stdin not a terminal.
-    fn pi(&self, allowlist: &str, prompt: &str) -> Run {
-        let agents = self.home.join(".agents");
-        std::fs::create_dir_all(&agents).unwrap();
-        let allowed = agents.join("proxy_allowed_domains.txt");
-        std::fs::write(&allowed, allowlist).unwrap();
-        let mut cmd = Command::new(launcher_binary(false));
-        cmd.args(["run", "pi", "--proxy", "--image", pi_image()])
-            .args(["--proxy-image", proxy_image()])
-            .args(["--egress-network", &self.egress])
-            .arg("--allowed-domains")
-            .arg(&allowed)
-            .args(self.scope.label_args())
-            .arg("--")
-            .args(self.provider.args())
-            .args(["-p", prompt])
-            .current_dir(&self.work)
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"));
-        run_bounded(cmd, RUN_TIMEOUT)
-    }
+/// Runs pi in the sandbox with `allowlist`.
+fn run_pi(pi: &SandboxedPi, allowlist: &str) -> Run {
+    run_bounded(
+        pi.command(&launcher_binary(false), allowlist, PROMPT),
+        RUN_TIMEOUT,
+    )
 }
 
 /// Runs `cmd` with stdin from /dev/null, collecting its output; stops it (SIGTERM, so
@@ -143,14 +89,14 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> Run {
 #[test]
 fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
     require_docker!();
-    let world = World::start();
-    let run = world.pi(&format!("{MODEL_HOST}\n"), "Say the marker.");
-    let log = world.model.log();
+    let pi = SandboxedPi::start();
+    let run = run_pi(&pi, &format!("{MODEL_HOST}\n"));
+    let log = pi.model().log();
     assert_eq!(run.code, Some(0), "pi failed; the mock saw:\n{log}");
     assert!(
-        run.stdout.contains(world.model.marker()),
+        run.stdout.contains(pi.model().marker()),
         "pi did not print the mock's answer {:?}",
-        world.model.marker()
+        pi.model().marker()
     );
     assert!(log.completions() >= 1, "the mock saw no completion:\n{log}");
     // In `-p` mode pi contacts its model provider only: the proxy refused nothing, so
@@ -164,17 +110,14 @@ fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
 #[test]
 fn pi_fails_and_the_summary_names_the_model_host_when_it_is_not_allowed() {
     require_docker!();
-    let world = World::start();
-    let run = world.pi(
-        "# the model host is not listed\nunrelated.test\n",
-        "Say the marker.",
-    );
+    let pi = SandboxedPi::start();
+    let run = run_pi(&pi, "# the model host is not listed\nunrelated.test\n");
     assert_ne!(run.code, Some(0), "pi succeeded without its model host");
     assert!(
-        !run.stdout.contains(world.model.marker()),
+        !run.stdout.contains(pi.model().marker()),
         "pi printed the mock's answer"
     );
-    let log = world.model.log();
+    let log = pi.model().log();
     assert_eq!(log.connections(), 0, "the mock was contacted:\n{log}");
     assert!(
         run.stderr.contains(&format!("{MODEL_HOST}:443")),
