@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cli::Outcome;
 use crate::model_server::{LocalModelServer, ModelServer};
 use crate::node::node_binary;
 use crate::pi_agent::{Provider, host_pi_cli};
@@ -49,14 +50,23 @@ impl SandboxedPi {
         &self.model
     }
 
+    /// pi's agent directory on the host (`~/.pi/agent`, mounted into the container).
+    pub fn agent_dir(&self) -> PathBuf {
+        self.dirs.home.join(".pi/agent")
+    }
+
+    /// Hands pi's home and working directories to `uid` (and its group), for a launcher
+    /// run as that user.
+    pub fn hand_to(&self, uid: u32) {
+        self.dirs.hand_to(uid);
+    }
+
     /// `LAUNCHER run pi --proxy ... -- --provider mock --model mock-model -p PROMPT`
     /// with the test images, the egress network, the scope's labels and `allowlist`
     /// (written to `~/.agents/proxy_allowed_domains.txt`).
     pub fn command(&self, launcher: &Path, allowlist: &str, prompt: &str) -> Command {
-        let agents = self.dirs.home.join(".agents");
-        let allowed = agents.join("proxy_allowed_domains.txt");
-        std::fs::create_dir_all(&agents)
-            .and_then(|()| std::fs::write(&allowed, allowlist))
+        let allowed = self.dirs.home.join(".agents/proxy_allowed_domains.txt");
+        std::fs::write(&allowed, allowlist)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", allowed.display()));
         let mut cmd = self.dirs.command(launcher);
         cmd.args(["run", "pi", "--proxy", "--image", pi_image()])
@@ -122,12 +132,15 @@ struct PiDirs {
 }
 
 impl PiDirs {
-    /// Creates them, with `models.json` declaring the provider `mock` at `base_url`.
+    /// Creates them, with `~/.agents/` (where the allowlist goes) and `models.json`
+    /// declaring the provider `mock` at `base_url`.
     fn new(scope: &Scope, base_url: String) -> Self {
         let root = std::env::temp_dir().join(scope.id());
         let (home, work) = (root.join("home"), root.join("work"));
-        std::fs::create_dir_all(&work)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", work.display()));
+        for dir in [&work, &home.join(".agents")] {
+            std::fs::create_dir_all(dir)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        }
         let provider = Provider {
             name: "mock".to_owned(),
             base_url,
@@ -138,6 +151,16 @@ impl PiDirs {
             home,
             work,
             provider,
+        }
+    }
+
+    /// Hands the directory holding both (and the scope's other files) to `uid`.
+    fn hand_to(&self, uid: u32) {
+        let root = self.home.parent().unwrap_or(&self.home);
+        let owner = format!("{uid}:{uid}");
+        let outcome = Outcome::of(Command::new("chown").args(["-R", &owner]).arg(root));
+        if !outcome.success() {
+            panic!("chown -R {owner} {}: {}", root.display(), outcome.stderr);
         }
     }
 

@@ -3,7 +3,10 @@
 //! `model.test` on an egress network the test creates, and pi's `models.json` in the
 //! mounted agent directory declaring it as a provider.
 //!
-//! - The allowlist names the mock: `pi -p` prints the mock's answer and exits 0.
+//! The launcher runs as a UID the image does not know (not root), as a user's would.
+//!
+//! - The allowlist names the mock: `pi -p` prints the mock's answer and exits 0, having
+//!   written its state into the mounted agent directory as that user.
 //! - The allowlist does not: pi fails, the mock is never contacted, and the launcher's
 //!   exit summary names the blocked host.
 //!
@@ -14,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,12 +38,40 @@ struct Run {
     stderr: String,
 }
 
-/// Runs pi in the sandbox with `allowlist`.
+/// The UID and GID the launcher runs as: not root and unknown to the image, as a user's
+/// would be (the image must cope with any).
+const USER: u32 = 5678;
+
+/// Runs pi in the sandbox with `allowlist`, the launcher as [`USER`].
 fn run_pi(pi: &SandboxedPi, allowlist: &str) -> Run {
-    run_bounded(
-        pi.command(&launcher_binary(false), allowlist, PROMPT),
-        RUN_TIMEOUT,
-    )
+    pi.hand_to(USER);
+    let launcher = pi.command(&launcher_binary(false), allowlist, PROMPT);
+    run_bounded(as_user(&launcher, USER), RUN_TIMEOUT)
+}
+
+/// `cmd` run as `uid:uid` (through setpriv; the tests run as root), with the group of
+/// the engine's socket so the launcher can reach it.
+fn as_user(cmd: &Command, uid: u32) -> Command {
+    let socket_group = std::fs::metadata("/var/run/docker.sock").unwrap().gid();
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            format!("--groups={socket_group}"),
+        ])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
 }
 
 /// Runs `cmd` with stdin from /dev/null, collecting its output; stops it (SIGTERM, so
@@ -99,6 +131,17 @@ fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
         pi.model().marker()
     );
     assert!(log.completions() >= 1, "the mock saw no completion:\n{log}");
+    // pi keeps its state in the mounted agent directory, as the host user.
+    let written: Vec<_> = std::fs::read_dir(pi.agent_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_name() != "models.json")
+        .map(|entry| (entry.file_name(), entry.metadata().unwrap().uid()))
+        .collect();
+    assert!(
+        !written.is_empty() && written.iter().all(|(_, uid)| *uid == USER),
+        "pi wrote nothing to its agent directory as {USER}: {written:?}"
+    );
     // In `-p` mode pi contacts its model provider only: the proxy refused nothing, so
     // the launcher has no summary of blocked hosts to print.
     assert!(
