@@ -34,8 +34,6 @@ pub use debian::debian_image;
 pub use engine::docker_available;
 pub use launcher_bin::launcher_binary;
 pub use model_server::{LocalModelServer, Log, ModelServer};
-pub use node::{node_binary, node_wheel_name};
-pub use pi_agent::{PI_CLI, Provider, host_pi_cli, pi_modules_tarball};
 pub use pi_image::pi_image;
 pub use pi_run::{HostPi, MODEL_HOST, SandboxedPi};
 pub use proxy_image::proxy_image;

@@ -1,7 +1,7 @@
 //! pi itself for the tests: its installed `node_modules` (shared test data beside the
 //! clone, `../shared/testdata/`, never copied into the repository), a copy unpacked in
-//! the test cache for running pi on the host, and the home directory a test gives it,
-//! whose `~/.pi/agent/models.json` declares a mock model provider.
+//! the test cache for running pi on the host, and a model provider as its
+//! `~/.pi/agent/models.json` declares one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +14,7 @@ use crate::cli::Outcome;
 const MODULES_TARBALL: &str = "pi-coding-agent-1.5.2.node_modules.tar.xz";
 
 /// pi's command-line entry point, relative to the directory holding `node_modules`.
-pub const PI_CLI: &str = "node_modules/@earendil-works/pi-coding-agent/dist/bundle/cli.js";
+const PI_CLI: &str = "node_modules/@earendil-works/pi-coding-agent/dist/bundle/cli.js";
 
 /// The tarball of pi's installed `node_modules`; panics with where it should be when
 /// it is missing.

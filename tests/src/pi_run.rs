@@ -20,6 +20,12 @@ use crate::test_ca::test_ca;
 /// The mock model server's name on the egress network.
 pub const MODEL_HOST: &str = "model.test";
 
+/// pi's `settings.json`: its retries of a failed request stay (three, as by default) but
+/// start 0.1 s apart instead of 2 s, so a refused provider fails in about a second
+/// rather than the 15 s a user would wait.
+const SETTINGS: &str = r#"{ "retry": { "baseDelayMs": 100 } }
+"#;
+
 /// pi in the sandbox; see the module documentation.
 #[derive(Debug)]
 pub struct SandboxedPi {
@@ -146,7 +152,10 @@ impl PiDirs {
             base_url,
             model: "mock-model".to_owned(),
         };
-        provider.write_agent_dir(&home);
+        let agent = provider.write_agent_dir(&home);
+        let settings = agent.join("settings.json");
+        std::fs::write(&settings, SETTINGS)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", settings.display()));
         Self {
             home,
             work,

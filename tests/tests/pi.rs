@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use agent_sandbox_e2e::{MODEL_HOST, SandboxedPi, launcher_binary, require_docker};
 
 /// How long one launcher run may take: image checks, the sidecar, pi's start and, when
-/// the provider is refused, its retries (about 15 s).
+/// the provider is refused, its retries (about 1 s with the test's settings, 15 s with
+/// pi's defaults).
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The prompt; the mock answers any prompt with its marker.
