@@ -9,7 +9,8 @@
 //! at once when the model's stream ends, so the first byte is the answer. Each sample is
 //! one run; every run's output is checked for the mock's answer. Run it with
 //! `cargo bench -p sandbox-benches --bench pi_startup` (about 1 min when warm; the first
-//! run builds the test images). Without a Docker engine it skips loudly.
+//! run builds the test images). Without a Docker engine or pi's test data it skips
+//! loudly.
 #![allow(
     clippy::panic,
     reason = "bench setup: a run that fails or does not print the answer must abort the bench"
@@ -20,7 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent_sandbox_e2e::{
-    HostPi, MODEL_HOST, SandboxedPi, docker_available, launcher_binary, pi_image, proxy_image,
+    HostPi, MODEL_HOST, SandboxedPi, docker_available, launcher_binary, pi_image,
+    pi_testdata_available, proxy_image,
 };
 use criterion::{Criterion, SamplingMode, criterion_main};
 
@@ -63,7 +65,7 @@ fn first_byte(mut cmd: Command, marker: &str) -> Duration {
 }
 
 fn pi_startup(c: &mut Criterion) {
-    if !docker_available() {
+    if !docker_available() || !pi_testdata_available() {
         return;
     }
     // Warm everything before measuring: images, the release launcher, the host's pi.

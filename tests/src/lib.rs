@@ -34,6 +34,7 @@ pub use debian::debian_image;
 pub use engine::docker_available;
 pub use launcher_bin::launcher_binary;
 pub use model_server::{LocalModelServer, Log, ModelServer};
+pub use pi_agent::pi_testdata_available;
 pub use pi_image::pi_image;
 pub use pi_run::{HostPi, MODEL_HOST, SandboxedPi};
 pub use proxy_image::proxy_image;

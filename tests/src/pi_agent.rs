@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use crate::cache::{CacheLock, cache_dir, workspace_root};
 use crate::cli::Outcome;
+use crate::engine::skip;
 
 /// The tarball of pi's installed `node_modules`, in `../shared/testdata/`.
 const MODULES_TARBALL: &str = "pi-coding-agent-1.5.2.node_modules.tar.xz";
@@ -17,19 +18,32 @@ const MODULES_TARBALL: &str = "pi-coding-agent-1.5.2.node_modules.tar.xz";
 const PI_CLI: &str = "node_modules/@earendil-works/pi-coding-agent/dist/bundle/cli.js";
 
 /// The tarball of pi's installed `node_modules`; panics with where it should be when
-/// it is missing.
+/// it is missing (tests check [`pi_testdata_available`] first).
 pub fn pi_modules_tarball() -> PathBuf {
-    let path = workspace_root()
-        .join("../shared/testdata")
-        .join(MODULES_TARBALL);
+    let path = tarball_path();
     if !path.is_file() {
-        panic!(
-            "{} is missing: the pi tests need the shared test data beside the clone \
-             (../shared/testdata/{MODULES_TARBALL})",
-            path.display()
-        );
+        panic!("{} is missing", path.display());
     }
     path
+}
+
+/// Whether pi's test data is there (`../shared/testdata/` beside the clone). When it is
+/// not: panics under CI, otherwise prints a SKIP banner naming the calling test and
+/// returns `false`, as for a missing Docker engine.
+pub fn pi_testdata_available() -> bool {
+    let path = tarball_path();
+    path.is_file()
+        || skip(&format!(
+            "pi's test data {} is missing (the shared test data belongs beside the clone)",
+            path.display()
+        ))
+}
+
+/// Where pi's tarball should be.
+fn tarball_path() -> PathBuf {
+    workspace_root()
+        .join("../shared/testdata")
+        .join(MODULES_TARBALL)
 }
 
 /// pi's entry point in a copy of its `node_modules` unpacked in the test cache (once),

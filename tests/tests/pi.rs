@@ -21,7 +21,9 @@ use std::os::unix::fs::MetadataExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent_sandbox_e2e::{MODEL_HOST, SandboxedPi, launcher_binary, require_docker};
+use agent_sandbox_e2e::{
+    MODEL_HOST, SandboxedPi, launcher_binary, pi_testdata_available, require_docker,
+};
 
 /// How long one launcher run may take: image checks, the sidecar, pi's start and, when
 /// the provider is refused, its retries (about 1 s with the test's settings, 15 s with
@@ -122,6 +124,9 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> Run {
 #[test]
 fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
     require_docker!();
+    if !pi_testdata_available() {
+        return;
+    }
     let pi = SandboxedPi::start();
     let run = run_pi(&pi, &format!("{MODEL_HOST}\n"));
     let log = pi.model().log();
@@ -154,6 +159,9 @@ fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
 #[test]
 fn pi_fails_and_the_summary_names_the_model_host_when_it_is_not_allowed() {
     require_docker!();
+    if !pi_testdata_available() {
+        return;
+    }
     let pi = SandboxedPi::start();
     let run = run_pi(&pi, "# the model host is not listed\nunrelated.test\n");
     assert_ne!(run.code, Some(0), "pi succeeded without its model host");
