@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent_sandbox_e2e::{
-    MODEL_HOST, SandboxedPi, launcher_binary, pi_testdata_available, require_docker,
+    MODEL_HOST, SandboxedPi, docker_available, launcher_binary, pi_testdata_available,
 };
 
 /// How long one launcher run may take: image checks, the sidecar, pi's start and, when
@@ -39,6 +39,12 @@ struct Run {
     code: Option<i32>,
     stdout: String,
     stderr: String,
+}
+
+/// pi in the sandbox, or `None` (after a loud skip; a failure under CI) without a Docker
+/// engine or pi's test data.
+fn sandboxed_pi() -> Option<SandboxedPi> {
+    (docker_available() && pi_testdata_available()).then(SandboxedPi::start)
 }
 
 /// The UID and GID the launcher runs as: not root and unknown to the image, as a user's
@@ -123,11 +129,7 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> Run {
 
 #[test]
 fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
-    require_docker!();
-    if !pi_testdata_available() {
-        return;
-    }
-    let pi = SandboxedPi::start();
+    let Some(pi) = sandboxed_pi() else { return };
     let run = run_pi(&pi, &format!("{MODEL_HOST}\n"));
     let log = pi.model().log();
     assert_eq!(run.code, Some(0), "pi failed; the mock saw:\n{log}");
@@ -137,11 +139,14 @@ fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
         pi.model().marker()
     );
     assert!(log.completions() >= 1, "the mock saw no completion:\n{log}");
-    // pi keeps its state in the mounted agent directory, as the host user.
+    // pi keeps its state in the mounted agent directory, as the host user (the test
+    // wrote models.json and settings.json).
     let written: Vec<_> = std::fs::read_dir(pi.agent_dir())
         .unwrap()
         .map(|entry| entry.unwrap())
-        .filter(|entry| entry.file_name() != "models.json")
+        .filter(|entry| {
+            !["models.json", "settings.json"].contains(&&*entry.file_name().to_string_lossy())
+        })
         .map(|entry| (entry.file_name(), entry.metadata().unwrap().uid()))
         .collect();
     assert!(
@@ -158,11 +163,7 @@ fn pi_answers_through_the_proxy_when_the_model_host_is_allowed() {
 
 #[test]
 fn pi_fails_and_the_summary_names_the_model_host_when_it_is_not_allowed() {
-    require_docker!();
-    if !pi_testdata_available() {
-        return;
-    }
-    let pi = SandboxedPi::start();
+    let Some(pi) = sandboxed_pi() else { return };
     let run = run_pi(&pi, "# the model host is not listed\nunrelated.test\n");
     assert_ne!(run.code, Some(0), "pi succeeded without its model host");
     assert!(
