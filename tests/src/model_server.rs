@@ -189,3 +189,22 @@ impl std::fmt::Display for Log {
         f.write_str(&self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_counts_connections_and_completions_only() {
+        let log = Log("ready 443\n\
+                       connection 172.18.0.3\n\
+                       request POST /v1/chat/completions\n\
+                       connection 172.18.0.3\n\
+                       request GET /v1/models\n\
+                       request POST /v1/chat/completions/extra\n"
+            .to_owned());
+        assert_eq!(log.connections(), 2);
+        assert_eq!(log.completions(), 1);
+        assert_eq!(Log(String::new()).connections(), 0);
+    }
+}

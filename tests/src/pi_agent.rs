@@ -127,3 +127,27 @@ impl Provider {
         agent
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_json_declares_an_openai_compatible_provider() {
+        let provider = Provider {
+            name: "mock".to_owned(),
+            base_url: "https://model.test/v1".to_owned(),
+            model: "mock-model".to_owned(),
+        };
+        let json: serde_json::Value = serde_json::from_str(&provider.models_json()).unwrap();
+        let mock = &json["providers"]["mock"];
+        assert_eq!(mock["baseUrl"], "https://model.test/v1");
+        assert_eq!(mock["api"], "openai-completions");
+        assert!(mock["apiKey"].is_string());
+        assert_eq!(mock["models"][0]["id"], "mock-model");
+        assert_eq!(
+            provider.args(),
+            ["--provider", "mock", "--model", "mock-model"]
+        );
+    }
+}
