@@ -23,6 +23,32 @@ async fn tunnel_relays_both_ways_and_passes_half_close() {
 }
 
 #[tokio::test]
+async fn bulk_transfers_arrive_exact_in_both_directions() {
+    // Large enough that both directions fill whole reads and switch to splice(2).
+    let echo = Echo::start().await;
+    let proxy = ProxySpec::new(&format!("echo.test:{}\n", echo.port()))
+        .pin("echo.test", &["127.0.0.1"])
+        .start()
+        .await;
+    let (stream, head) = connect(proxy.addr, &format!("echo.test:{}", echo.port())).await;
+    assert_eq!(status(&head), 200, "{head}");
+    let payload: Vec<u8> = (0..16 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let (mut reader, mut writer) = stream.into_split();
+    let sent = payload.clone();
+    let sending = tokio::spawn(async move {
+        writer.write_all(&sent).await.unwrap();
+        writer.shutdown().await.unwrap();
+    });
+    let mut back = Vec::with_capacity(payload.len());
+    reader.read_to_end(&mut back).await.unwrap();
+    sending.await.unwrap();
+    assert_eq!(back.len(), payload.len());
+    assert!(back == payload, "bytes changed in transit");
+}
+
+#[tokio::test]
 async fn bytes_pipelined_behind_the_connect_head_reach_the_upstream() {
     let echo = Echo::start().await;
     let proxy = ProxySpec::new(&format!("echo.test:{}\n", echo.port()))
