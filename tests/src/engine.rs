@@ -24,12 +24,18 @@ pub fn docker_available() -> bool {
             Err(e) => Err(format!("cannot run the docker client: {e}")),
         }
     });
-    let reason = match probe {
-        Ok(_) => return true,
-        Err(reason) => reason,
-    };
+    match probe {
+        Ok(_) => true,
+        Err(reason) => skip(&format!("no Docker engine answers ({reason})")),
+    }
+}
+
+/// Skips the calling test because `what` (a sentence saying what is missing) holds:
+/// panics under CI, otherwise prints a SKIP banner naming the test and `what`, and
+/// returns `false`.
+pub(crate) fn skip(what: &str) -> bool {
     if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!("CI is set but no Docker engine answers: {reason}");
+        panic!("CI is set but {what}");
     }
     let test = std::thread::current()
         .name()
@@ -39,7 +45,7 @@ pub fn docker_available() -> bool {
     // passing tests, and a skip must be seen.
     let _ = writeln!(
         std::io::stderr(),
-        "\n!!!! SKIP {test}: no Docker engine answers ({reason}).\n!!!! This Docker test did NOT run; under CI (CI=1) this is a failure.\n"
+        "\n!!!! SKIP {test}: {what}.\n!!!! This test did NOT run; under CI (CI=1) this is a failure.\n"
     );
     false
 }
