@@ -189,25 +189,30 @@ async fn sandboxed(
     let session = Session::new(owner.clone(), config.extra_labels.clone());
     teardown::remove_on_panic(session.id.clone());
     terminal::restore_on_panic();
-    match teardown::gc(
-        &engine,
-        &owner.host,
-        Some(&session.id),
-        liveness::is_running,
-    )
-    .await
-    {
-        Ok(removed) if !removed.is_empty() => tracing::info!(
-            sessions = removed.len(),
-            "removed leftovers of earlier runs"
-        ),
-        Ok(_) => {}
-        Err(error) => {
-            tracing::warn!(error = %chain(&error), "cannot look for leftovers of earlier runs")
+    // Leftovers of earlier runs are removed while the images are checked.
+    let gc = async {
+        match teardown::gc(
+            &engine,
+            &owner.host,
+            Some(&session.id),
+            liveness::is_running,
+        )
+        .await
+        {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(
+                    sessions = removed.len(),
+                    "removed leftovers of earlier runs"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %chain(&error), "cannot look for leftovers of earlier runs");
+            }
         }
-    }
-    tracing::debug!(phase = "gc done");
-    prepare_images(&engine, &config).await?;
+    };
+    let ((), images) = tokio::join!(gc, prepare_images(&engine, &config));
+    images?;
     tracing::debug!(phase = "images ready");
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
     let mut config = config;
@@ -301,9 +306,7 @@ async fn run_in(
                      addresses of the host through the network's gateway",
                 );
             }
-            let started = sandbox.start_proxy(proxy).await?;
-            tracing::debug!(phase = "proxy ready");
-            Some(started)
+            Some(sandbox.create_proxy(proxy).await?)
         }
         None => {
             notice(
@@ -315,11 +318,23 @@ async fn run_in(
     let network = proxy
         .as_ref()
         .map_or(AgentNetwork::Host, |p| p.network.clone());
-    let image_command = engine.image_command(config.image.name()).await?;
     let tty = terminal::is_interactive();
-    let agent = sandbox
-        .create_agent_container(config, &network, &image_command, tty)
-        .await?;
+    // The agent container is created while the sidecar starts; it starts once the
+    // sidecar is ready.
+    let create_agent = async {
+        let image_command = engine.image_command(config.image.name()).await?;
+        let agent = sandbox.create_agent_container(config, &network, &image_command, tty);
+        Ok::<_, Error>(agent.await?)
+    };
+    let agent = match &proxy {
+        Some(proxy) => {
+            let (started, agent) = tokio::join!(sandbox.start_proxy(proxy), create_agent);
+            started?;
+            tracing::debug!(phase = "proxy ready");
+            agent?
+        }
+        None => create_agent.await?,
+    };
     // Docker's order: attach before start (no output lost), wait after start.
     let attached = engine.attach(&agent, DETACH_KEYS).await?;
     tracing::debug!(phase = "agent created");
