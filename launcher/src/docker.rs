@@ -490,10 +490,23 @@ impl Engine {
                 .build_image(options, None, Some(bollard::body_full(context.into())));
         let mut tail: Vec<String> = Vec::new();
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|source| DockerError::Build {
-                image: tag.to_owned(),
-                source,
-            })?;
+            let info = match item {
+                Ok(info) => info,
+                // A build step failed: the engine's message, with the output before it.
+                Err(BollardError::DockerStreamError { error }) => {
+                    return Err(DockerError::BuildFailed {
+                        image: tag.to_owned(),
+                        message: error,
+                        log: tail.join("\n"),
+                    });
+                }
+                Err(source) => {
+                    return Err(DockerError::Build {
+                        image: tag.to_owned(),
+                        source,
+                    });
+                }
+            };
             if let Some(detail) = info.error_detail {
                 return Err(DockerError::BuildFailed {
                     image: tag.to_owned(),
