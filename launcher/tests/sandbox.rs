@@ -435,3 +435,45 @@ fn piped_stdin_reaches_the_command_and_is_closed_at_its_end() {
             .any(|line| line == "err")
     );
 }
+
+#[test]
+fn invoked_as_pi_it_runs_the_pi_agent_with_unknown_arguments_passed_on() {
+    require_docker!();
+    let _serial = one_at_a_time();
+    let scope = Scope::new();
+    let launcher = Launcher::new(&scope);
+    // A `pi` that prints its arguments, declared as the pi profile in the settings file
+    // (which wins over the built-in profile): the test image has no real pi.
+    let fake = launcher.work.join("fake-pi");
+    std::fs::write(&fake, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let settings = launcher.home.join(".config/agent-sandbox");
+    std::fs::create_dir_all(&settings).unwrap();
+    let profile = format!(
+        "[agents.pi]\ncommand = [\"{}\"]\nhome = \"/tmp\"\n",
+        fake.display()
+    );
+    std::fs::write(settings.join("config.toml"), profile).unwrap();
+    let pi = launcher.home.join("pi");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_agent-sandbox"), &pi).unwrap();
+    let pi_command = |args: &[&str]| {
+        let mut command = Command::new(&pi);
+        command
+            .args(["--image", debian_image()])
+            .args(scope.label_args())
+            .args(args)
+            .current_dir(&launcher.work)
+            .env("HOME", &launcher.home)
+            .env("XDG_CONFIG_HOME", launcher.home.join(".config"))
+            .stdin(Stdio::null());
+        command
+    };
+    let output = run(pi_command(&[
+        "--model", "m1", "-c", "--", "--help", "--proxy",
+    ]));
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), "--model\nm1\n-c\n--help\n--proxy\n");
+    let unknown_lang = run(pi_command(&["--lang", "cobol"]));
+    assert_eq!(unknown_lang.status.code(), Some(125));
+    assert!(launcher_objects(&scope).is_empty());
+}
