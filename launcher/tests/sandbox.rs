@@ -14,10 +14,11 @@
 // Helpers outside `#[test]` functions fail the calling test by panicking.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
+use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -34,19 +35,23 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// No launcher options.
+const NO_OPTIONS: &[&str] = &[];
+
 /// The UID and GID the non-root runs use.
 const USER: u32 = 4321;
 
 /// A launcher invocation in a scope: its own home (settings, profile mounts) and
 /// working directory, the scope's labels, the test images.
-struct Launcher<'s> {
-    scope: &'s Scope,
+struct Launcher {
+    scope: Scope,
     home: PathBuf,
     work: PathBuf,
 }
 
-impl<'s> Launcher<'s> {
-    fn new(scope: &'s Scope) -> Self {
+impl Launcher {
+    fn new() -> Self {
+        let scope = Scope::new();
         let root = std::env::temp_dir().join(scope.id());
         let (home, work) = (root.join("home"), root.join("work"));
         std::fs::create_dir_all(&home).unwrap();
@@ -63,7 +68,7 @@ impl<'s> Launcher<'s> {
     }
 
     /// `agent-sandbox shell [options] -- command...` with the Debian test image.
-    fn shell(&self, options: &[&str], command: &[&str]) -> Command {
+    fn shell(&self, options: &[impl AsRef<OsStr>], command: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-sandbox"));
         cmd.args(["shell", "--image", debian_image()]);
         let labels = self.scope.label_args();
@@ -78,7 +83,7 @@ impl<'s> Launcher<'s> {
     }
 
     /// The same, run as [`USER`] with access to the engine's socket.
-    fn shell_as_user(&self, options: &[&str], command: &[&str]) -> Command {
+    fn shell_as_user(&self, options: &[impl AsRef<OsStr>], command: &[&str]) -> Command {
         let inner = self.shell(options, command);
         let socket_group = std::fs::metadata("/var/run/docker.sock").unwrap().gid();
         let mut cmd = Command::new("setpriv");
@@ -96,6 +101,24 @@ impl<'s> Launcher<'s> {
         }
         cmd.current_dir(&self.work).stdin(Stdio::null());
         cmd
+    }
+
+    /// Runs `sleep 60` in the sandbox, sends the launcher signal `name` once the agent
+    /// container runs, and returns how the launcher ended.
+    fn signalled(&self, options: &[String], name: &str) -> std::process::ExitStatus {
+        let mut child = self
+            .shell(options, &["sleep", "60"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_agent(&self.scope);
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        child.wait().unwrap()
     }
 
     /// Proxy-mode options with `allowlist` and the test sidecar image.
@@ -166,14 +189,6 @@ fn wait_for_agent(scope: &Scope) {
     }
 }
 
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn field<'a>(text: &'a str, key: &str) -> &'a str {
     text.lines()
         .find_map(|line| line.strip_prefix(key))
@@ -185,8 +200,8 @@ fn field<'a>(text: &'a str, key: &str) -> &'a str {
 fn the_agent_container_is_hardened_and_sees_only_what_it_should() {
     require_docker!();
     let _serial = one_at_a_time();
-    let scope = Scope::new();
-    let launcher = Launcher::new(&scope).owned_by_user();
+    let launcher = Launcher::new().owned_by_user();
+    let scope = &launcher.scope;
     let probe = r#"
         grep -E '^(CapEff|CapBnd|CapPrm|NoNewPrivs):' /proc/self/status
         echo "uid: $(id -u):$(id -g)"
@@ -199,7 +214,7 @@ fn the_agent_container_is_hardened_and_sees_only_what_it_should() {
         echo "telemetry: ${PI_TELEMETRY:-unset}"
         touch written-inside && echo "write: ok"
     "#;
-    let mut command = launcher.shell_as_user(&[], &["bash", "-c", probe]);
+    let mut command = launcher.shell_as_user(NO_OPTIONS, &["bash", "-c", probe]);
     command
         .env("OPENAI_API_KEY", "sk-test-forwarded")
         .env("AGENT_SANDBOX_TEST_UNLISTED", "1");
@@ -224,15 +239,15 @@ fn the_agent_container_is_hardened_and_sees_only_what_it_should() {
     // pi's profile mounts: missing sources are created by (and owned by) the user.
     let created = std::fs::metadata(launcher.home.join(".pi/agent")).unwrap();
     assert_eq!(created.uid(), USER);
-    assert!(launcher_objects(&scope).is_empty());
+    assert!(launcher_objects(scope).is_empty());
 }
 
 #[test]
 fn exit_codes_pass_through() {
     require_docker!();
     let _serial = one_at_a_time();
-    let scope = Scope::new();
-    let launcher = Launcher::new(&scope);
+    let launcher = Launcher::new();
+    let scope = &launcher.scope;
     for (command, code) in [
         (&["true"][..], 0),
         (&["sh", "-c", "exit 3"], 3),
@@ -240,7 +255,7 @@ fn exit_codes_pass_through() {
         (&["/etc/hostname"], 126),
     ] {
         assert_eq!(
-            run(launcher.shell(&[], command)).status.code(),
+            run(launcher.shell(NO_OPTIONS, command)).status.code(),
             Some(code),
             "{command:?}"
         );
@@ -250,33 +265,33 @@ fn exit_codes_pass_through() {
         &["true"],
     ));
     assert_eq!(refused.status.code(), Some(125));
-    assert!(launcher_objects(&scope).is_empty());
+    assert!(launcher_objects(scope).is_empty());
 }
 
 #[test]
 fn a_missing_allowlist_fails_before_anything_starts() {
     require_docker!();
     let _serial = one_at_a_time();
-    let scope = Scope::new();
-    let launcher = Launcher::new(&scope);
+    let launcher = Launcher::new();
+    let scope = &launcher.scope;
     let output = run(launcher.shell(
         &["--proxy", "--allowed-domains", "/nonexistent/allow.txt"],
         &["true"],
     ));
     assert_eq!(output.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/allow.txt"));
-    assert!(launcher_objects(&scope).is_empty());
+    assert!(launcher_objects(scope).is_empty());
 }
 
 #[test]
 fn proxy_mode_reaches_allowed_upstreams_only_and_nothing_else() {
     require_docker!();
     let _serial = one_at_a_time();
-    let scope = Scope::new();
-    let launcher = Launcher::new(&scope);
+    let launcher = Launcher::new();
+    let scope = &launcher.scope;
     let egress = scope.network("egress", &[]);
-    let allowed = Upstream::start(&scope, &egress, "allowed.test", &[80]);
-    let denied = Upstream::start(&scope, &egress, "denied.test", &[80]);
+    let allowed = Upstream::start(scope, &egress, "allowed.test", &[80]);
+    let denied = Upstream::start(scope, &egress, "denied.test", &[80]);
     let upstream_ip = allowed.container().ip(&egress);
     let host_service = TcpListener::bind("0.0.0.0:0").unwrap();
     host_service.set_nonblocking(true).unwrap();
@@ -300,7 +315,6 @@ fn proxy_mode_reaches_allowed_upstreams_only_and_nothing_else() {
         "#
     );
     let options = launcher.proxy_options("allowed.test\n", Some(&egress));
-    let options: Vec<&str> = options.iter().map(String::as_str).collect();
     let output = run(launcher.shell(&options, &["bash", "-c", &probe]));
     assert_eq!(output.status.code(), Some(0));
     let text = stdout(&output);
@@ -325,7 +339,7 @@ fn proxy_mode_reaches_allowed_upstreams_only_and_nothing_else() {
         stderr.contains("denied.test:80"),
         "no blocked summary:\n{stderr}"
     );
-    assert!(launcher_objects(&scope).is_empty());
+    assert!(launcher_objects(scope).is_empty());
     // The user's egress network is theirs: it stays.
     docker_ok(["network", "inspect", &egress]);
 }
@@ -334,34 +348,25 @@ fn proxy_mode_reaches_allowed_upstreams_only_and_nothing_else() {
 fn nothing_is_left_after_normal_exit_failure_sigterm_and_sigint() {
     require_docker!();
     let _serial = one_at_a_time();
-    let scope = Scope::new();
-    let launcher = Launcher::new(&scope);
+    let launcher = Launcher::new();
+    let scope = &launcher.scope;
     let options = launcher.proxy_options("allowed.test\n", None);
-    let options: Vec<&str> = options.iter().map(String::as_str).collect();
     for (command, code) in [(&["true"][..], 0), (&["sh", "-c", "exit 4"], 4)] {
         assert_eq!(
             run(launcher.shell(&options, command)).status.code(),
             Some(code)
         );
         assert_eq!(
-            launcher_objects(&scope),
+            launcher_objects(scope),
             Vec::<String>::new(),
             "after {command:?}"
         );
     }
     for (name, code) in [("TERM", 143), ("INT", 130)] {
-        let child = launcher
-            .shell(&options, &["sleep", "60"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_agent(&scope);
-        signal(&child, name);
-        let status = child.wait_with_output().unwrap().status;
+        let status = launcher.signalled(&options, name);
         assert_eq!(status.code(), Some(code), "after SIG{name}");
         assert_eq!(
-            launcher_objects(&scope),
+            launcher_objects(scope),
             Vec::<String>::new(),
             "after SIG{name}"
         );
@@ -372,21 +377,12 @@ fn nothing_is_left_after_normal_exit_failure_sigterm_and_sigint() {
 fn sigkill_leftovers_are_removed_by_gc_and_by_the_next_run() {
     require_docker!();
     let _serial = one_at_a_time();
-    let scope = Scope::new();
-    let launcher = Launcher::new(&scope);
+    let launcher = Launcher::new();
+    let scope = &launcher.scope;
     let options = launcher.proxy_options("allowed.test\n", None);
-    let options: Vec<&str> = options.iter().map(String::as_str).collect();
     for cleaner in ["gc", "next run"] {
-        let mut child = launcher
-            .shell(&options, &["sleep", "60"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_agent(&scope);
-        signal(&child, "KILL");
-        child.wait().unwrap();
-        let left = launcher_objects(&scope);
+        launcher.signalled(&options, "KILL");
+        let left = launcher_objects(scope);
         // Two containers, the egress network and two volumes.
         assert_eq!(left.len(), 5, "leftovers after SIGKILL: {left:?}");
         let cleaned = match cleaner {
@@ -397,11 +393,11 @@ fn sigkill_leftovers_are_removed_by_gc_and_by_the_next_run() {
                     .env("XDG_CONFIG_HOME", launcher.home.join(".config"));
                 run(gc)
             }
-            _ => run(launcher.shell(&[], &["true"])),
+            _ => run(launcher.shell(NO_OPTIONS, &["true"])),
         };
         assert_eq!(cleaned.status.code(), Some(0));
         assert_eq!(
-            launcher_objects(&scope),
+            launcher_objects(scope),
             Vec::<String>::new(),
             "after {cleaner}"
         );
@@ -412,10 +408,9 @@ fn sigkill_leftovers_are_removed_by_gc_and_by_the_next_run() {
 fn piped_stdin_reaches_the_command_and_is_closed_at_its_end() {
     require_docker!();
     let _serial = one_at_a_time();
-    let scope = Scope::new();
-    let launcher = Launcher::new(&scope);
+    let launcher = Launcher::new();
     let mut child = launcher
-        .shell(&[], &["sh", "-c", "wc -l; echo err >&2"])
+        .shell(NO_OPTIONS, &["sh", "-c", "wc -l; echo err >&2"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -440,8 +435,8 @@ fn piped_stdin_reaches_the_command_and_is_closed_at_its_end() {
 fn invoked_as_pi_it_runs_the_pi_agent_with_unknown_arguments_passed_on() {
     require_docker!();
     let _serial = one_at_a_time();
-    let scope = Scope::new();
-    let launcher = Launcher::new(&scope);
+    let launcher = Launcher::new();
+    let scope = &launcher.scope;
     // A `pi` that prints its arguments, declared as the pi profile in the settings file
     // (which wins over the built-in profile): the test image has no real pi.
     let fake = launcher.work.join("fake-pi");
@@ -475,5 +470,5 @@ fn invoked_as_pi_it_runs_the_pi_agent_with_unknown_arguments_passed_on() {
     assert_eq!(stdout(&output), "--model\nm1\n-c\n--help\n--proxy\n");
     let unknown_lang = run(pi_command(&["--lang", "cobol"]));
     assert_eq!(unknown_lang.status.code(), Some(125));
-    assert!(launcher_objects(&scope).is_empty());
+    assert!(launcher_objects(scope).is_empty());
 }
