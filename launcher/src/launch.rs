@@ -102,6 +102,7 @@ pub async fn main(cli: Cli) -> Result<ExitStatus, Error> {
             let engine = Engine::connect().await?;
             let owner = liveness::current_owner();
             let removed = teardown::gc(&engine, &owner.host, None, liveness::is_running).await?;
+            browser::remove_stale(&Channel::default_parent(), liveness::is_running);
             notice(&format!(
                 "removed the leftovers of {} run(s)",
                 removed.len()
@@ -191,6 +192,7 @@ async fn sandboxed(
     terminal::restore_on_panic();
     // Leftovers of earlier runs are removed while the images are checked.
     let gc = async {
+        browser::remove_stale(&Channel::default_parent(), liveness::is_running);
         match teardown::gc(
             &engine,
             &owner.host,
@@ -217,7 +219,7 @@ async fn sandboxed(
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
     let mut config = config;
     let browser =
-        Channel::create(&Channel::default_parent(), &session.id).map_err(Error::Browser)?;
+        Channel::create(&Channel::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
     config.mounts.push(ResolvedMount {
         source: browser.dir().to_owned(),
         target: browser::CONTAINER_DIR.to_owned(),

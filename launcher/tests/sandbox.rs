@@ -47,21 +47,34 @@ struct Launcher {
     scope: Scope,
     home: PathBuf,
     work: PathBuf,
+    /// `XDG_RUNTIME_DIR`, where the browser hand-off channels go.
+    runtime: PathBuf,
 }
 
 impl Launcher {
     fn new() -> Self {
         let scope = Scope::new();
         let root = std::env::temp_dir().join(scope.id());
-        let (home, work) = (root.join("home"), root.join("work"));
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::create_dir_all(&work).unwrap();
-        Self { scope, home, work }
+        let (home, work, runtime) = (root.join("home"), root.join("work"), root.join("run"));
+        for dir in [&home, &work, &runtime] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        Self {
+            scope,
+            home,
+            work,
+            runtime,
+        }
     }
 
     /// Hands the home and working directories to [`USER`].
     fn owned_by_user(self) -> Self {
-        for dir in [&self.home, &self.work, self.home.parent().unwrap()] {
+        for dir in [
+            &self.home,
+            &self.work,
+            &self.runtime,
+            self.home.parent().unwrap(),
+        ] {
             std::os::unix::fs::chown(dir, Some(USER), Some(USER)).unwrap();
         }
         self
@@ -76,6 +89,7 @@ impl Launcher {
         cmd.current_dir(&self.work)
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_RUNTIME_DIR", &self.runtime)
             .env_remove("DOCKER_HOST")
             .env_remove("DOCKER_CONTEXT")
             .stdin(Stdio::null());
@@ -119,6 +133,11 @@ impl Launcher {
             .unwrap();
         assert!(status.success());
         child.wait().unwrap()
+    }
+
+    /// How many browser hand-off channel directories exist.
+    fn channels(&self) -> usize {
+        std::fs::read_dir(&self.runtime).unwrap().count()
     }
 
     /// Proxy-mode options with `allowlist` and the test sidecar image.
@@ -370,6 +389,11 @@ fn nothing_is_left_after_normal_exit_failure_sigterm_and_sigint() {
             Vec::<String>::new(),
             "after SIG{name}"
         );
+        assert_eq!(
+            launcher.channels(),
+            0,
+            "browser channel left after SIG{name}"
+        );
     }
 }
 
@@ -385,12 +409,18 @@ fn sigkill_leftovers_are_removed_by_gc_and_by_the_next_run() {
         let left = launcher_objects(scope);
         // Two containers, the egress network and two volumes.
         assert_eq!(left.len(), 5, "leftovers after SIGKILL: {left:?}");
+        assert_eq!(
+            launcher.channels(),
+            1,
+            "no browser channel left after SIGKILL"
+        );
         let cleaned = match cleaner {
             "gc" => {
                 let mut gc = Command::new(env!("CARGO_BIN_EXE_agent-sandbox"));
                 gc.arg("gc")
                     .env("HOME", &launcher.home)
-                    .env("XDG_CONFIG_HOME", launcher.home.join(".config"));
+                    .env("XDG_CONFIG_HOME", launcher.home.join(".config"))
+                    .env("XDG_RUNTIME_DIR", &launcher.runtime);
                 run(gc)
             }
             _ => run(launcher.shell(NO_OPTIONS, &["true"])),
@@ -400,6 +430,11 @@ fn sigkill_leftovers_are_removed_by_gc_and_by_the_next_run() {
             launcher_objects(scope),
             Vec::<String>::new(),
             "after {cleaner}"
+        );
+        assert_eq!(
+            launcher.channels(),
+            0,
+            "browser channels left after {cleaner}"
         );
     }
 }
