@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, PolicyArgs};
 use crate::config::PolicyConfig;
 use crate::exit::Exit;
-use crate::host::Authority;
+use crate::host::{Authority, Host, HostError};
 use crate::policy::Policy;
 
 /// Port assumed for a target written without one.
@@ -13,20 +13,9 @@ const DEFAULT_TARGET_PORT: u16 = 443;
 
 /// Runs `check`: one line per target on stdout; errors on stderr.
 pub fn run(args: &CheckArgs) -> Exit {
-    let mut stderr = std::io::stderr().lock();
-    let config = match PolicyConfig::try_from(&args.policy) {
-        Ok(config) => config,
-        Err(err) => {
-            let _ = writeln!(stderr, "sandbox-proxy: {err}");
-            return Exit::Usage;
-        }
-    };
-    let policy = match Policy::load(&config.allowlist, &config.options, 1) {
+    let policy = match load_policy(&args.policy) {
         Ok(policy) => policy,
-        Err(err) => {
-            let _ = writeln!(stderr, "sandbox-proxy: {}", crate::report::chain(&err));
-            return Exit::InvalidAllowlist;
-        }
+        Err(exit) => return exit,
     };
     let mut stdout = std::io::stdout().lock();
     let mut all_allowed = true;
@@ -42,14 +31,39 @@ pub fn run(args: &CheckArgs) -> Exit {
     }
 }
 
+/// Validates the command line's policy options and compiles the allowlist, printing
+/// errors and lint warnings on stderr; on failure, the exit code to end with. Shared by
+/// `check` and `explain`.
+pub(crate) fn load_policy(args: &PolicyArgs) -> Result<Policy, Exit> {
+    let mut stderr = std::io::stderr().lock();
+    let config = PolicyConfig::try_from(args).map_err(|err| {
+        let _ = writeln!(stderr, "sandbox-proxy: {err}");
+        Exit::Usage
+    })?;
+    let policy = Policy::load(&config.allowlist, &config.options, 1).map_err(|err| {
+        let _ = writeln!(stderr, "sandbox-proxy: {}", crate::report::chain(&err));
+        Exit::InvalidAllowlist
+    })?;
+    crate::lint::print_findings(&mut stderr, &config.allowlist, policy.allowlist());
+    Ok(policy)
+}
+
+/// A command-line target, `host` or `host:port` (port 443 when omitted).
+pub(crate) fn parse_target(target: &str) -> Result<(Host, u16), HostError> {
+    let authority = Authority::parse(target)?;
+    Ok((
+        authority.host,
+        authority.port.unwrap_or(DEFAULT_TARGET_PORT),
+    ))
+}
+
 /// The verdict and the line printed for one target.
 fn decide(policy: &Policy, target: &str) -> (bool, String) {
-    let authority = match Authority::parse(target) {
-        Ok(authority) => authority,
+    let (host, port) = match parse_target(target) {
+        Ok(parsed) => parsed,
         Err(err) => return (false, format!("denied   {target}  invalid target: {err}")),
     };
-    let port = authority.port.unwrap_or(DEFAULT_TARGET_PORT);
-    let host = &authority.host;
+    let host = &host;
     match policy.check_target(host, port) {
         Ok(permit) => (
             true,

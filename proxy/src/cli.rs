@@ -17,6 +17,7 @@ Examples:
   sandbox-proxy check --allowlist allow.txt github.com api.github.com:22 evil.example
   sandbox-proxy healthcheck --admin 127.0.0.1:9901
   kill -HUP $(pidof sandbox-proxy)      # reload the allowlist (it is also watched)
+  sandbox-proxy explain --allowlist allow.txt api.github.com host.docker.internal:8080
 
 Allowlist format (one entry per line, `#` starts a comment):
   example.com        that host only
@@ -49,6 +50,9 @@ pub struct Cli {
 pub enum Command {
     /// Validate an allowlist and show the decision for each TARGET (host or host:port).
     Check(CheckArgs),
+    /// Show how the proxy would decide each TARGET: deciding entry and line, port
+    /// verdict, resolved addresses and their class (resolves, never connects).
+    Explain(ExplainArgs),
     /// Exit 0 when the proxy's /readyz answers 200 (for a Docker HEALTHCHECK).
     Healthcheck(AdminArgs),
     /// Print the destinations the proxy denied, as JSON.
@@ -159,6 +163,42 @@ pub struct ServeArgs {
     /// How long shutdown waits for open connections before closing them.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Require the TLS server name of tunnels to --sni-ports to be the CONNECT host
+    /// (the ClientHello is read, never decrypted; --header-read-timeout bounds the wait).
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
+    pub sni_check: Switch,
+    /// Tunnel ports that must carry TLS with a matching server name.
+    #[arg(
+        long,
+        value_name = "PORTS",
+        value_delimiter = ',',
+        default_value = "443"
+    )]
+    pub sni_ports: Vec<u16>,
+}
+
+/// Options of `explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Allowlist and address policy.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Answer NAME with ADDR instead of asking DNS, as the server's --resolve does
+    /// (repeatable).
+    #[arg(long = "resolve", value_name = "NAME=ADDR[,ADDR...]")]
+    pub resolve: Vec<String>,
+    /// Targets to explain: host or host:port (port 443 when omitted).
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+}
+
+/// An on/off flag value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// Options of `check`.

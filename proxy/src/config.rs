@@ -4,12 +4,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::cli::{PolicyArgs, ServeArgs};
+use crate::cli::{PolicyArgs, ServeArgs, Switch};
 use crate::host::{DomainName, Host};
 use crate::listen::ListenAddr;
 use crate::logging::LogFormat;
 use crate::policy::PolicyOptions;
 use crate::server::Limits;
+use crate::sni::SniCheck;
 
 /// A command line that parses but does not make sense.
 #[derive(Debug, thiserror::Error)]
@@ -115,13 +116,18 @@ impl TryFrom<ServeArgs> for ServeConfig {
                 idle_timeout: args.idle_timeout,
                 max_connections: args.max_connections.max(1),
                 shutdown_grace: args.shutdown_grace,
+                sni: SniCheck {
+                    enabled: args.sni_check == Switch::On,
+                    ports: args.sni_ports,
+                    timeout: args.header_read_timeout,
+                },
             },
         })
     }
 }
 
-/// Parses `NAME=ADDR[,ADDR...]`.
-fn parse_pin(text: &str) -> Result<(DomainName, Vec<IpAddr>), ConfigError> {
+/// Parses `NAME=ADDR[,ADDR...]` (`--resolve`).
+pub(crate) fn parse_pin(text: &str) -> Result<(DomainName, Vec<IpAddr>), ConfigError> {
     let bad = || ConfigError::BadPin(text.to_owned());
     let (name, addresses) = text.split_once('=').ok_or_else(bad)?;
     let Ok(Host::Name(name)) = Host::parse(name) else {
@@ -157,6 +163,8 @@ mod tests {
         assert!(config.limits.idle_timeout.as_secs() >= 600);
         assert_eq!(config.limits.header_read_timeout.as_secs(), 10);
         assert_eq!(config.limits.max_header_bytes, 65536);
+        assert!(config.limits.sni.enabled);
+        assert_eq!(config.limits.sni.ports, [443]);
     }
 
     #[test]
@@ -233,6 +241,22 @@ mod tests {
                     "--idle-timeout",
                     "soon",
                 ],
+                false,
+            ),
+            (
+                &[
+                    "sandbox-proxy",
+                    "--allowlist",
+                    "a",
+                    "--sni-check",
+                    "off",
+                    "--sni-ports",
+                    "443,8443",
+                ],
+                true,
+            ),
+            (
+                &["sandbox-proxy", "--allowlist", "a", "--sni-check", "maybe"],
                 false,
             ),
         ];

@@ -3,7 +3,8 @@
 //! The pieces, in the order a request meets them: [`listen`] accepts it, [`server`]
 //! validates and routes it, [`policy`] decides on the host and port using the compiled
 //! [`allowlist`], [`dial`] resolves the name ([`resolve`]), classifies every address
-//! ([`guard`]) and connects, and [`tunnel`] relays the bytes.
+//! ([`guard`]) and connects, [`sni`] checks the TLS server name on tunnels to TLS ports,
+//! and [`tunnel`] relays the bytes.
 
 pub mod admin;
 pub mod admin_client;
@@ -14,9 +15,11 @@ pub mod config;
 pub mod denied;
 pub mod dial;
 pub mod exit;
+pub mod explain;
 pub mod guard;
 pub mod host;
 pub mod init;
+pub mod lint;
 pub mod listen;
 pub mod logging;
 pub mod policy;
@@ -27,6 +30,7 @@ pub mod resolve;
 pub mod revoke;
 pub mod serve;
 pub mod server;
+pub mod sni;
 pub mod store;
 pub mod telemetry;
 pub mod tunnel;

@@ -7,7 +7,7 @@ use clap::Parser;
 use sandbox_proxy::cli::{Cli, Command};
 use sandbox_proxy::config::ServeConfig;
 use sandbox_proxy::exit::Exit;
-use sandbox_proxy::{admin_client, check, logging, relay, report, serve};
+use sandbox_proxy::{admin_client, check, explain, logging, relay, report, serve};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Check(args)) => check::run(&args).into(),
+        Some(Command::Explain(args)) => explain::run(&args).into(),
         Some(Command::Healthcheck(args)) => admin_client::healthcheck(&args).into(),
         Some(Command::Denied(args)) => admin_client::print_denied(&args).into(),
         Some(Command::Relay(args)) => ExitCode::from(run_relay(args)),

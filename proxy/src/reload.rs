@@ -86,8 +86,10 @@ impl Reloader {
     pub fn reload(&self) -> ReloadReport {
         let current = self.store.current();
         let generation = current.generation() + 1;
-        let (result, generation, error) = match Policy::load(&self.path, &self.options, generation)
-        {
+        let started = std::time::Instant::now();
+        let loaded = Policy::load(&self.path, &self.options, generation);
+        let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (result, generation, error) = match loaded {
             Ok(policy) if policy.sha256() == current.sha256() => {
                 ("unchanged", current.generation(), None)
             }
@@ -97,6 +99,7 @@ impl Reloader {
                     entries = policy.allowlist().len(),
                     policy_generation = policy.generation(),
                     policy_sha256 = policy.sha256(),
+                    compile_ms,
                     "policy reloaded"
                 );
                 self.telemetry

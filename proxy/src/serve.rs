@@ -77,6 +77,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         policy_sha256 = policy.sha256(),
         "policy loaded"
     );
+    crate::lint::log_findings(&config.policy.allowlist, policy.allowlist());
     let telemetry = Arc::new(Telemetry::default());
     telemetry.policy(policy.generation(), policy.allowlist().len());
     let resolver = Resolver::system(config.pins)?;

@@ -6,10 +6,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::cache::{CacheLock, workspace_root};
-use crate::cli::Outcome;
+use crate::cli::{Outcome, docker_ok};
 
 /// The tag the tests build the sidecar image under.
 const TAG: &str = "agent-sandbox-test/proxy:local";
+
+/// Selects images built for the tests.
+const TEST_IMAGE_FILTER: &str = "label=agent-sandbox.test=1";
 
 /// The tag of the sidecar image built from the current sources, building it on first
 /// use in this process (cargo and docker make a rebuild from unchanged sources quick).
@@ -34,6 +37,8 @@ pub fn proxy_image() -> &'static str {
                 outcome.stderr
             );
         }
+        // Each rebuild leaves the previous test image untagged: drop those.
+        docker_ok(["image", "prune", "--force", "--filter", TEST_IMAGE_FILTER]);
         outcome.stdout.trim().to_owned()
     })
 }

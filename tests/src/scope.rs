@@ -260,9 +260,13 @@ impl Container {
         let template = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
         let ip = self.inspect(&template);
         ip.parse().unwrap_or_else(|e| {
+            let logs = self.logs();
             panic!(
-                "container {} has no address on {network} ({ip:?}): {e}",
-                self.name
+                "container {} ({}) has no address on {network} ({ip:?}: {e}); logs:\n{}{}",
+                self.name,
+                self.inspect("{{.State.Status}} exit {{.State.ExitCode}}"),
+                logs.stdout,
+                logs.stderr
             )
         })
     }

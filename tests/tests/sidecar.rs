@@ -6,14 +6,16 @@
 //! network (it cannot reach the upstreams but through the proxy); the proxy and the
 //! upstreams `allowed.test` and `denied.test` share an egress network, where the proxy
 //! resolves their names through Docker's embedded DNS (which also proves DNS works in
-//! the scratch image).
+//! the scratch image). As the launcher runs it, the proxy also listens on a Unix
+//! socket in a volume on /run/sandbox, and its binary volume is shared read-only with
+//! an agent-like container without network, whose PID 1 is `sandbox-proxy relay`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use agent_sandbox_e2e::{
     Container, Outcome, Scope, Upstream, debian_image, docker_ok, proxy_image, require_docker,
-    wait_tcp,
+    wait_healthy, wait_tcp,
 };
 
 /// The allowlist of most tests: only the `allowed.test` upstream, default ports.
@@ -25,17 +27,36 @@ const ALLOWLIST_PATH: &str = "/etc/sandbox-proxy/allowed_domains.txt";
 /// The proxy's address as the client sees it.
 const PROXY: &str = "http://proxy.test:8888";
 
+/// The proxy's Unix socket, in the volume the launcher shares with the agent.
+const SOCKET: &str = "/run/sandbox/proxy.sock";
+
+/// The image's default arguments (its `CMD`).
+const DEFAULT_ARGS: [&str; 6] = [
+    "--listen",
+    "0.0.0.0:8888",
+    "--admin",
+    "127.0.0.1:9901",
+    "--allowlist",
+    ALLOWLIST_PATH,
+];
+
+/// The binary inside the image, and inside the volume shared with the agent.
+const BINARY: &str = "/opt/sandbox/bin/sandbox-proxy";
+
 /// The image's non-root user.
 const UID: &str = "65532";
 
 /// A proxy sidecar with a client and two upstreams; see the module documentation.
 struct World {
+    /// `docker run` arguments mounting the volumes the launcher shares with the agent:
+    /// the binary (read-only) and the proxy's socket directory.
+    shared_mounts: [String; 4],
     proxy: Container,
     client: Container,
     allowed: Upstream,
     denied: Upstream,
     /// Last: dropped after the fields above, removes everything.
-    _scope: Scope,
+    scope: Scope,
 }
 
 impl World {
@@ -48,6 +69,12 @@ impl World {
         let allowed = Upstream::start(&scope, &egress, "allowed.test", &[80, 8000]);
         let denied = Upstream::start(&scope, &egress, "denied.test", &[80]);
         let allowlist = scope.file("allowed_domains.txt", ALLOWLIST);
+        let shared_mounts = [
+            "--volume".to_owned(),
+            format!("{}:/opt/sandbox/bin:ro", volume(&scope, "bin")),
+            "--volume".to_owned(),
+            format!("{}:/run/sandbox", volume(&scope, "run")),
+        ];
         let proxy = scope
             .container(proxy_image(), "proxy")
             .network(&egress)
@@ -60,9 +87,10 @@ impl World {
                 "--volume",
                 &format!("{}:{ALLOWLIST_PATH}:ro", allowlist.display()),
             ])
-            // The image's default command without `--admin`, which the proxy does not
-            // have yet; drop this line once it does.
-            .cmd(["--listen", "0.0.0.0:8888", "--allowlist", ALLOWLIST_PATH])
+            .args(shared_mounts.iter().cloned())
+            // The image's default command plus the Unix socket, as the launcher runs it.
+            .cmd(DEFAULT_ARGS)
+            .cmd(["--listen", &format!("unix:{SOCKET}")])
             .start();
         proxy.connect(&inner, Some("proxy.test"));
         let client = scope
@@ -75,11 +103,12 @@ impl World {
             Duration::from_secs(20),
         );
         Self {
+            shared_mounts,
             proxy,
             client,
             allowed,
             denied,
-            _scope: scope,
+            scope,
         }
     }
 
@@ -90,6 +119,29 @@ impl World {
         cmd.extend(["--max-time", "10", "--proxy", PROXY]);
         cmd.extend(args);
         Response::parse(self.client.exec(&cmd))
+    }
+
+    /// Runs `script` (bash) in an agent-like container: no network, an unprivileged
+    /// UID other than the proxy's, the shared volumes mounted, and the relay from the
+    /// binary volume as PID 1 forwarding 127.0.0.1:8888 to the proxy's socket.
+    fn agent(&self, script: &str) -> Outcome {
+        let mut args = vec!["--network", "none", "--user", "1000:1000"];
+        args.extend(self.shared_mounts.iter().map(String::as_str));
+        let connect = format!("unix:{SOCKET}");
+        self.scope.run(
+            debian_image(),
+            &args,
+            &[
+                BINARY,
+                "relay",
+                "--connect",
+                &connect,
+                "--",
+                "bash",
+                "-c",
+                script,
+            ],
+        )
     }
 }
 
@@ -147,7 +199,12 @@ fn image_is_small_static_and_runs_as_non_root() {
     );
     assert_eq!(
         config("{{json .Config.Entrypoint}}"),
-        r#"["/opt/sandbox/bin/sandbox-proxy"]"#
+        format!("[{BINARY:?}]")
+    );
+    let cmd: Vec<String> = DEFAULT_ARGS.iter().map(|a| format!("{a:?}")).collect();
+    assert_eq!(
+        config("{{json .Config.Cmd}}"),
+        format!("[{}]", cmd.join(","))
     );
     assert_eq!(
         config("{{json .Config.Healthcheck.Test}}"),
@@ -287,4 +344,37 @@ fn serves_read_only_without_capabilities_as_non_root() {
     assert_eq!(field("NoNewPrivs:"), "1");
     let served = world.curl(&["http://allowed.test/"]);
     assert_eq!(served.status, 200, "{served:?}");
+}
+
+#[test]
+fn agent_without_network_reaches_the_proxy_through_the_relay_from_the_shared_volumes() {
+    require_docker!();
+    let world = World::start();
+    let codes = world.agent(
+        "for url in http://allowed.test/ http://denied.test/; do \
+           curl -s -o /dev/null -w '%{http_code} ' -x http://127.0.0.1:8888 $url; \
+           curl -s -o /dev/null -w '%{http_code} ' -p -x http://127.0.0.1:8888 $url; \
+         done; exit 7",
+    );
+    // 000: curl reports no HTTP code for a CONNECT refused with 403.
+    assert_eq!(
+        (codes.code, codes.stdout.as_str()),
+        (7, "200 200 403 000 "),
+        "{codes:?}"
+    );
+    assert_eq!(world.allowed.connections(), 2);
+    assert_eq!(world.denied.connections(), 0);
+}
+
+#[test]
+fn becomes_healthy_and_reports_denied_destinations() {
+    require_docker!();
+    let world = World::start();
+    wait_healthy(&world.proxy, Duration::from_secs(30));
+    assert_eq!(world.curl(&["http://denied.test/"]).status, 403);
+    let denied = world.proxy.exec(&[BINARY, "denied"]);
+    assert!(
+        denied.stdout.contains(r#""host":"denied.test","port":80"#),
+        "{denied:?}"
+    );
 }

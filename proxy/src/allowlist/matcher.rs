@@ -1,8 +1,11 @@
 //! The compiled allowlist: a builder that indexes entries once, and hashed lookups.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+
+// foldhash (randomly seeded per process) hashes a short name several times faster than
+// SipHash; the keys come from the trusted allowlist, so flooding is not a concern.
+use foldhash::HashMap;
 
 use super::entry::{Entry, Pattern};
 use super::error::{LoadError, ParseErrors};
@@ -103,8 +106,8 @@ impl AllowlistBuilder {
 
     /// Compiles the entries into the matcher.
     pub fn build(self) -> Allowlist {
-        let mut names: HashMap<Box<str>, NameRules> = HashMap::new();
-        let mut ips: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+        let mut names: HashMap<Box<str>, NameRules> = HashMap::default();
+        let mut ips: HashMap<IpAddr, Vec<usize>> = HashMap::default();
         for (index, entry) in self.entries.iter().enumerate() {
             match &entry.pattern {
                 Pattern::Exact(Host::Ip(ip)) => ips.entry(*ip).or_default().push(index),

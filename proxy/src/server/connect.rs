@@ -53,6 +53,7 @@ where
     let idle_timeout = shared.limits.idle_timeout;
     let changes = shared.policy.subscribe();
     let telemetry = shared.telemetry.clone();
+    let sni = shared.limits.sni.clone();
     shared.tasks.spawn(async move {
         let _slot = slot;
         let upgraded = match hyper::upgrade::on(request).await {
@@ -69,15 +70,24 @@ where
             return;
         };
         let client = parts.io.into_inner().into_inner();
+        // On TLS ports the ClientHello must name the CONNECT host before a byte goes up.
+        let first = match sni
+            .screen(&target.host, target.port, &client, parts.read_buf)
+            .await
+        {
+            Ok(first) => first,
+            Err(refusal) => {
+                record.outcome = Outcome::Denied(refusal.code());
+                drop(record); // writes the decision line
+                return;
+            }
+        };
         // Bytes the client sent right behind the CONNECT head belong to the tunnel.
         let early = Transferred {
-            up: parts.read_buf.len() as u64,
+            up: first.len() as u64,
             down: 0,
         };
-        if tunnel::write_all(&dialed.stream, &parts.read_buf)
-            .await
-            .is_err()
-        {
+        if tunnel::write_all(&dialed.stream, &first).await.is_err() {
             record.tunnel_ended(TunnelEnd::Error, early);
             return;
         }

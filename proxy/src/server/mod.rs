@@ -55,6 +55,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long shutdown waits for open connections and tunnels to finish.
     pub shutdown_grace: Duration,
+    /// The TLS name check on tunnels to TLS ports (bounded in bytes and time).
+    pub sni: crate::sni::SniCheck,
 }
 
 impl Default for Limits {
@@ -66,6 +68,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(15 * 60),
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
+            sni: crate::sni::SniCheck::default(),
         }
     }
 }

@@ -1,10 +1,9 @@
 //! The management listener and the subcommands that read it, against the real binary.
 
-use std::process::Command;
-use std::time::Duration;
+use nix::sys::signal::Signal;
 
-use crate::cli::{BIN, Running, Scratch, curl, run};
-use crate::support::HttpUpstream;
+use crate::cli::{Running, Scratch, curl, run};
+use crate::support::{HttpUpstream, eventually, send_signal};
 
 async fn admin_get(proxy: &Running, path: &str) -> (String, String) {
     let url = format!("http://{}{path}", proxy.admin);
@@ -88,43 +87,20 @@ async fn sighup_reloads_and_a_bad_file_is_reported_by_readyz() {
     assert_eq!(status().await, "403");
 
     std::fs::write(&allowlist, format!("web.test:{port}\n")).unwrap();
-    let pid = proxy.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut allowed = false;
-    for _ in 0..100 {
-        if status().await == "200" {
-            allowed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    assert!(allowed, "reload did not take effect");
+    send_signal(&proxy.child, Signal::SIGHUP);
+    eventually("reload takes effect", || async {
+        (status().await == "200").then_some(())
+    })
+    .await;
 
     std::fs::write(&allowlist, "web.test:0\n").unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut reported = None;
-    for _ in 0..100 {
+    send_signal(&proxy.child, Signal::SIGHUP);
+    let ready = eventually("the failed reload is reported", || async {
         let (_, ready) = admin_get(&proxy, "/readyz").await;
         let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
-        if ready["last_reload"]["result"] == "error" {
-            reported = Some(ready);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    let ready = reported.expect("failed reload not reported");
+        (ready["last_reload"]["result"] == "error").then_some(ready)
+    })
+    .await;
     assert_eq!(ready["policy"]["generation"], 2);
     assert!(
         ready["last_reload"]["error"]
@@ -142,5 +118,4 @@ async fn sighup_reloads_and_a_bad_file_is_reported_by_readyz() {
             .as_str()
             .is_some_and(|m| m.starts_with("reload rejected"))
     }));
-    let _ = BIN;
 }

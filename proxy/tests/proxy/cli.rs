@@ -6,7 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::HttpUpstream;
+use nix::sys::signal::Signal;
+
+use crate::support::{HttpUpstream, send_signal, wait_exit};
 use crate::tls::tls_upstream;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sandbox-proxy");
@@ -82,6 +84,11 @@ impl Running {
             admin,
             stderr,
         }
+    }
+
+    /// Every line the server has written to stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Every JSON log line so far.
@@ -212,22 +219,8 @@ fn sigterm_stops_the_server_cleanly() {
     let scratch = Scratch::new("sigterm");
     let allowlist = scratch.file("allow.txt", "a.test\n");
     let mut proxy = Running::start(&allowlist, &[]);
-    let pid = proxy.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = proxy.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    send_signal(&proxy.child, Signal::SIGTERM);
+    let status = wait_exit(&mut proxy.child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
 }
 

@@ -13,7 +13,7 @@ use sandbox_proxy::{DomainName, Host, Limits, Policy, PolicyOptions, PolicyStore
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-use crate::support::{Echo, HttpUpstream, connect, raw, status};
+use crate::support::{Echo, HttpUpstream, connect, eventually, raw, status};
 
 fn options() -> PolicyOptions {
     PolicyOptions {
@@ -180,12 +180,5 @@ async fn file_changes_reload_and_invalid_files_keep_the_last_good_policy() {
 }
 
 async fn wait_for(condition: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not reached"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("condition", || async { condition().then_some(()) }).await;
 }

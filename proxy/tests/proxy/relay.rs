@@ -1,12 +1,15 @@
 //! `sandbox-proxy relay`: the agent container's init and proxy relay, run for real.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
+use nix::sys::signal::Signal;
+
 use crate::cli::{BIN, Scratch, run};
+use crate::support::{send_signal, wait_exit};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -94,21 +97,7 @@ fn signals_are_forwarded_and_orphans_reaped() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(400));
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "relay did not forward SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    send_signal(&child, Signal::SIGTERM);
+    let status = wait_exit(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(42));
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::support::{ProxySpec, connect, status};
@@ -51,6 +52,36 @@ pub async fn tls_upstream(name: &str) -> (SocketAddr, String, CertificateDer<'st
     (addr, certified.cert.pem(), cert)
 }
 
+/// A rustls client handshake over `stream` for `name` (a DNS name, or an IP address,
+/// for which rustls sends no server name), trusting only `cert`.
+pub async fn tls_client(
+    stream: TcpStream,
+    name: &str,
+    cert: CertificateDer<'static>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from(name.to_owned()).unwrap();
+    connector.connect(name, stream).await
+}
+
+/// Sends a GET over `tls` and returns everything the server answers.
+pub async fn get_over_tls(mut tls: TlsStream<TcpStream>) -> String {
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: tls.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    let _ = tls.read_to_string(&mut response).await;
+    response
+}
+
 #[tokio::test]
 async fn tls_through_a_tunnel_verifies_end_to_end() {
     let (upstream, _, cert) = tls_upstream("tls.test").await;
@@ -61,21 +92,7 @@ async fn tls_through_a_tunnel_verifies_end_to_end() {
         .await;
     let (stream, head) = connect(proxy.addr, &format!("tls.test:{port}")).await;
     assert_eq!(status(&head), 200, "{head}");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = TlsConnector::from(Arc::new(config));
-    let name = ServerName::try_from("tls.test").unwrap();
-    let mut tls = connector.connect(name, stream).await.unwrap();
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: tls.test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    let _ = tls.read_to_string(&mut response).await;
+    let tls = tls_client(stream, "tls.test", cert).await.unwrap();
+    let response = get_over_tls(tls).await;
     assert!(response.ends_with("hello over tls"), "{response}");
 }

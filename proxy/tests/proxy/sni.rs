@@ -1,0 +1,343 @@
+//! The TLS name check on CONNECT tunnels: real rustls clients through the proxy, and an
+//! upstream that records every byte it receives, to prove that a refused tunnel sends it
+//! nothing (it is connected, since the proxy dials before answering 200, but silent).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sandbox_proxy::sni::SniCheck;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+
+use crate::support::{ProxySpec, TestProxy, connect, status};
+use crate::tls::{get_over_tls, tls_client, tls_upstream};
+
+/// An upstream that answers nothing and records what each connection sent, and when
+/// each connection ended.
+struct Recorder {
+    port: u16,
+    connections: Arc<Mutex<Vec<Connection>>>,
+}
+
+#[derive(Clone, Default)]
+struct Connection {
+    received: Vec<u8>,
+    ended: bool,
+}
+
+impl Recorder {
+    async fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let log = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let log = log.clone();
+                let index = {
+                    let mut log = log.lock().await;
+                    log.push(Connection::default());
+                    log.len() - 1
+                };
+                tokio::spawn(async move {
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => log.lock().await[index]
+                                .received
+                                .extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    log.lock().await[index].ended = true;
+                });
+            }
+        });
+        Recorder { port, connections }
+    }
+
+    /// Waits (bounded) until connection `index` exists and `done` holds for it.
+    async fn wait_for(&self, index: usize, done: impl Fn(&Connection) -> bool) -> Connection {
+        for _ in 0..250 {
+            if let Some(connection) = self.connections.lock().await.get(index)
+                && done(connection)
+            {
+                return connection.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("upstream connection {index} did not reach the expected state");
+    }
+
+    /// Waits until the proxy has closed upstream connection `index`; asserts it got
+    /// no byte at all.
+    async fn assert_closed_silent(&self, index: usize) {
+        let connection = self.wait_for(index, |c| c.ended).await;
+        assert!(
+            connection.received.is_empty(),
+            "upstream received {} bytes",
+            connection.received.len()
+        );
+    }
+}
+
+/// The ClientHello a real rustls client sends for `name`, captured on a recorder.
+async fn captured_hello(name: &str) -> Vec<u8> {
+    let recorder = Recorder::start().await;
+    let (_, _, cert) = tls_upstream("unused.test").await;
+    let stream = TcpStream::connect(("127.0.0.1", recorder.port))
+        .await
+        .unwrap();
+    let name = name.to_owned();
+    let client = tokio::spawn(async move { tls_client(stream, &name, cert).await.map(drop) });
+    let connection = recorder.wait_for(0, |c| !c.received.is_empty()).await;
+    client.abort();
+    connection.received
+}
+
+/// A proxy allowing `names` (pinned to loopback) and `127.0.0.1` on `port`, checking
+/// the TLS name on that port.
+async fn proxy(names: &[&'static str], port: u16, check: SniCheck) -> TestProxy {
+    let mut allowlist = format!("127.0.0.1:{port}\n");
+    let mut spec = ProxySpec::new("");
+    for name in names {
+        allowlist.push_str(&format!("{name}:{port}\n"));
+        spec = spec.pin(name, &["127.0.0.1"]);
+    }
+    spec.allowlist = allowlist;
+    spec.limits.sni = SniCheck {
+        ports: vec![port],
+        ..check
+    };
+    spec.start().await
+}
+
+/// Opens a tunnel that must be accepted with 200.
+async fn tunnel(proxy: &TestProxy, target: &str) -> TcpStream {
+    let (stream, head) = connect(proxy.addr, target).await;
+    assert_eq!(status(&head), 200, "{head}");
+    stream
+}
+
+/// Opens a tunnel to `target` (upstream connection `index` of `recorder`), runs a
+/// rustls handshake for `offered` through it, and asserts that the proxy answered with
+/// an `access_denied` alert and closed the upstream without sending it a byte.
+async fn assert_refused(
+    proxy: &TestProxy,
+    recorder: &Recorder,
+    index: usize,
+    target: &str,
+    offered: &str,
+) {
+    let stream = tunnel(proxy, target).await;
+    // Any certificate: the handshake must end before the server's would be looked at.
+    let cert = rcgen::generate_simple_self_signed(vec!["any.test".to_owned()])
+        .unwrap()
+        .cert
+        .der()
+        .clone();
+    let handshake = tls_client(stream, offered, cert);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), handshake)
+        .await
+        .expect("the handshake was neither refused nor completed");
+    let Err(err) = outcome else {
+        panic!("{target} / {offered}: the handshake completed");
+    };
+    let alert = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    assert_eq!(
+        alert,
+        Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::AccessDenied
+        )),
+        "{target} / {offered}: {err}"
+    );
+    recorder.assert_closed_silent(index).await;
+}
+
+/// True when the proxy closes `stream` (end of stream or reset) within a few seconds.
+async fn closed_by_proxy(stream: &mut TcpStream) -> bool {
+    let mut chunk = [0u8; 64];
+    let closing = async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), closing)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_matching_server_name_tunnels_real_tls() {
+    let (upstream, _, cert) = tls_upstream("tls.test").await;
+    let port = upstream.port();
+    let proxy = proxy(&["tls.test"], port, SniCheck::default()).await;
+    let stream = tunnel(&proxy, &format!("TLS.test.:{port}")).await;
+    let tls = tls_client(stream, "tls.test", cert).await.unwrap();
+    let response = get_over_tls(tls).await;
+    assert!(response.ends_with("hello over tls"), "{response}");
+}
+
+#[tokio::test]
+async fn a_server_name_for_another_host_is_refused_and_upstream_gets_nothing() {
+    let recorder = Recorder::start().await;
+    let names = ["tls.test", "other.test"];
+    let proxy = proxy(&names, recorder.port, SniCheck::default()).await;
+    let target = format!("tls.test:{}", recorder.port);
+    // Another allowed name, then a name not in the allowlist at all.
+    assert_refused(&proxy, &recorder, 0, &target, "other.test").await;
+    assert_refused(&proxy, &recorder, 1, &target, "evil.test").await;
+}
+
+#[tokio::test]
+async fn a_name_target_without_server_name_is_refused() {
+    let recorder = Recorder::start().await;
+    let proxy = proxy(&["tls.test"], recorder.port, SniCheck::default()).await;
+    let target = format!("tls.test:{}", recorder.port);
+    // rustls sends no server name when connecting to an IP address.
+    assert_refused(&proxy, &recorder, 0, &target, "127.0.0.1").await;
+}
+
+#[tokio::test]
+async fn plain_http_on_a_tls_port_is_refused() {
+    let recorder = Recorder::start().await;
+    let proxy = proxy(&["tls.test"], recorder.port, SniCheck::default()).await;
+    let mut stream = tunnel(&proxy, &format!("tls.test:{}", recorder.port)).await;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: tls.test\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_by_proxy(&mut stream).await);
+    recorder.assert_closed_silent(0).await;
+}
+
+#[tokio::test]
+async fn a_listed_ip_literal_target_needs_no_server_name() {
+    let (upstream, _, cert) = tls_upstream("127.0.0.1").await;
+    let port = upstream.port();
+    let proxy = proxy(&[], port, SniCheck::default()).await;
+    let stream = tunnel(&proxy, &format!("127.0.0.1:{port}")).await;
+    let tls = tls_client(stream, "127.0.0.1", cert).await.unwrap();
+    let response = get_over_tls(tls).await;
+    assert!(response.ends_with("hello over tls"), "{response}");
+}
+
+#[tokio::test]
+async fn a_server_name_on_an_ip_literal_target_is_refused() {
+    let recorder = Recorder::start().await;
+    let proxy = proxy(&[], recorder.port, SniCheck::default()).await;
+    let target = format!("127.0.0.1:{}", recorder.port);
+    assert_refused(&proxy, &recorder, 0, &target, "tls.test").await;
+}
+
+#[tokio::test]
+async fn with_the_check_off_a_mismatch_is_relayed() {
+    let recorder = Recorder::start().await;
+    let off = SniCheck {
+        enabled: false,
+        ..SniCheck::default()
+    };
+    let proxy = proxy(&["tls.test"], recorder.port, off).await;
+    let hello = captured_hello("other.test").await;
+    let mut stream = tunnel(&proxy, &format!("tls.test:{}", recorder.port)).await;
+    stream.write_all(&hello).await.unwrap();
+    let got = recorder
+        .wait_for(0, |c| c.received.len() >= hello.len())
+        .await;
+    assert_eq!(got.received, hello);
+}
+
+#[tokio::test]
+async fn a_hello_arriving_in_pieces_is_relayed_whole() {
+    let recorder = Recorder::start().await;
+    let proxy = proxy(&["tls.test"], recorder.port, SniCheck::default()).await;
+    let hello = captured_hello("tls.test").await;
+    let mut stream = tunnel(&proxy, &format!("tls.test:{}", recorder.port)).await;
+    let (first, second) = hello.split_at(hello.len() / 2);
+    for piece in [&first[..3], &first[3..]] {
+        stream.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let sent = recorder.connections.lock().await[0].received.len();
+        assert_eq!(sent, 0, "bytes went up before the hello was complete");
+    }
+    stream.write_all(second).await.unwrap();
+    let got = recorder
+        .wait_for(0, |c| c.received.len() >= hello.len())
+        .await;
+    assert_eq!(got.received, hello);
+}
+
+#[tokio::test]
+async fn a_truncated_hello_is_refused_when_the_client_stops() {
+    let recorder = Recorder::start().await;
+    let proxy = proxy(&["tls.test"], recorder.port, SniCheck::default()).await;
+    let hello = captured_hello("tls.test").await;
+    let mut stream = tunnel(&proxy, &format!("tls.test:{}", recorder.port)).await;
+    stream.write_all(&hello[..hello.len() - 1]).await.unwrap();
+    stream.shutdown().await.unwrap();
+    assert!(closed_by_proxy(&mut stream).await);
+    recorder.assert_closed_silent(0).await;
+}
+
+#[tokio::test]
+async fn a_slow_hello_is_refused_after_the_timeout() {
+    let recorder = Recorder::start().await;
+    let quick = SniCheck {
+        timeout: Duration::from_millis(300),
+        ..SniCheck::default()
+    };
+    let proxy = proxy(&["tls.test"], recorder.port, quick).await;
+    let mut stream = tunnel(&proxy, &format!("tls.test:{}", recorder.port)).await;
+    stream.write_all(&[22, 3, 1]).await.unwrap();
+    assert!(closed_by_proxy(&mut stream).await);
+    recorder.assert_closed_silent(0).await;
+}
+
+#[tokio::test]
+async fn garbage_after_a_record_header_is_refused_without_hanging() {
+    let recorder = Recorder::start().await;
+    let proxy = proxy(&["tls.test"], recorder.port, SniCheck::default()).await;
+    for (index, garbage) in [
+        &[22, 3, 1, 0, 5, 2, 0, 0, 1, 0][..], // a ServerHello from a client
+        &[22, 3, 1, 0xff, 0xff],              // a record longer than TLS allows
+        &[22, 3, 3, 0, 5, 1, 0, 0, 1, 0],     // a ClientHello too short to parse
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut stream = tunnel(&proxy, &format!("tls.test:{}", recorder.port)).await;
+        stream.write_all(garbage).await.unwrap();
+        assert!(closed_by_proxy(&mut stream).await, "{garbage:?}");
+        recorder.assert_closed_silent(index).await;
+    }
+}
+
+#[tokio::test]
+async fn a_hello_sent_with_the_connect_head_is_checked_too() {
+    let recorder = Recorder::start().await;
+    let proxy = proxy(&["tls.test"], recorder.port, SniCheck::default()).await;
+    let target = format!("tls.test:{}", recorder.port);
+    for (index, name) in ["tls.test", "other.test"].into_iter().enumerate() {
+        let hello = captured_hello(name).await;
+        let mut request =
+            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").into_bytes();
+        request.extend_from_slice(&hello);
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        if name == "tls.test" {
+            let got = recorder
+                .wait_for(index, |c| c.received.len() >= hello.len())
+                .await;
+            assert_eq!(got.received, hello);
+        } else {
+            assert!(closed_by_proxy(&mut stream).await);
+            recorder.assert_closed_silent(index).await;
+        }
+    }
+}
