@@ -56,7 +56,9 @@ pub enum Error {
     Signals(#[source] std::io::Error),
     /// The proxy sidecar image is not there.
     #[error(
-        "proxy image {image} not found: pass --proxy-image IMAGE (for example one built from images/proxy/Dockerfile)"
+        "proxy image {image} not found: build it from a source checkout with \
+         `scripts/build-proxy-image.sh --tag {image}` (no pulls) or \
+         `docker build -f images/proxy/Dockerfile -t {image} .`, or pass --proxy-image IMAGE"
     )]
     NoProxyImage {
         /// The image looked for.
