@@ -210,7 +210,15 @@ fn pi_image() -> &'static str {
 }
 
 /// Runs `pi` (the launcher under that name) in proxy mode with `allowlist`.
-fn run_pi(scope: &Scope, egress: &str, home: &Path, work: &Path, allowlist: &str) -> Output {
+fn run_pi(
+    scope: &Scope,
+    images: (&str, &str),
+    egress: &str,
+    home: &Path,
+    work: &Path,
+    allowlist: &str,
+) -> Output {
+    let (image, sidecar) = images;
     let pi = home.join("bin/pi");
     if !pi.exists() {
         std::fs::create_dir_all(pi.parent().unwrap()).unwrap();
@@ -222,9 +230,9 @@ fn run_pi(scope: &Scope, egress: &str, home: &Path, work: &Path, allowlist: &str
         .arg(&allowlist)
         .args([
             "--image",
-            pi_image(),
+            image,
             "--proxy-image",
-            proxy_image(),
+            sidecar,
             "--egress-network",
             egress,
         ])
@@ -257,6 +265,8 @@ fn run_pi(scope: &Scope, egress: &str, home: &Path, work: &Path, allowlist: &str
 #[test]
 fn pi_answers_through_the_proxy_and_fails_when_its_provider_is_not_allowed() {
     require_docker!();
+    // The images first: a cold build takes minutes, and nothing should wait on it.
+    let (image, sidecar) = (pi_image(), proxy_image());
     let scope = Scope::new();
     let root = std::env::temp_dir().join(scope.id());
     let (home, work) = (root.join("home"), root.join("project"));
@@ -287,12 +297,35 @@ fn pi_answers_through_the_proxy_and_fails_when_its_provider_is_not_allowed() {
         .start();
     wait_log(&mock, "ready", Duration::from_secs(30));
 
-    let allowed = run_pi(&scope, &egress, &home, &work, &format!("{MOCK_HOST}\n"));
-    assert_eq!(allowed.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&allowed.stdout).contains(ANSWER));
+    let allowed = run_pi(
+        &scope,
+        (image, sidecar),
+        &egress,
+        &home,
+        &work,
+        &format!("{MOCK_HOST}\n"),
+    );
+    let said = String::from_utf8_lossy(&allowed.stdout);
+    let complained = String::from_utf8_lossy(&allowed.stderr);
+    assert_eq!(
+        allowed.status.code(),
+        Some(0),
+        "stdout:\n{said}\nstderr:\n{complained}"
+    );
+    assert!(
+        said.contains(ANSWER),
+        "stdout:\n{said}\nstderr:\n{complained}"
+    );
     assert!(mock.logs().stdout.contains("request /v1/chat/completions"));
 
-    let refused = run_pi(&scope, &egress, &home, &work, "other.test\n");
+    let refused = run_pi(
+        &scope,
+        (image, sidecar),
+        &egress,
+        &home,
+        &work,
+        "other.test\n",
+    );
     assert_ne!(refused.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&refused.stdout).contains(ANSWER));
     let stderr = String::from_utf8_lossy(&refused.stderr);
