@@ -4,7 +4,6 @@
 //! domain verbs (`sandbox`, `teardown`, `images`) on top of these calls.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::pin::Pin;
 
 use bollard::Docker;
@@ -937,11 +936,5 @@ impl Engine {
             }
         };
         listed.map_err(|source| DockerError::List { kind, source })
-    }
-
-    /// Whether the engine runs on this machine's kernel, so that host paths and process
-    /// ids mean the same thing to it (false for `tcp://` and `ssh://` engines).
-    pub fn is_local(&self) -> bool {
-        self.endpoint.host.starts_with("unix://") || Path::new(&self.endpoint.host).is_absolute()
     }
 }

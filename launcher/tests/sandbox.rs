@@ -22,6 +22,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use agent_sandbox::exit::ExitStatus;
 use agent_sandbox_e2e::{
     Scope, TEST_ID_LABEL, Upstream, debian_image, docker_ok, proxy_image, require_docker,
 };
@@ -268,14 +269,14 @@ fn exit_codes_pass_through() {
     let launcher = Launcher::new();
     let scope = &launcher.scope;
     for (command, code) in [
-        (&["true"][..], 0),
-        (&["sh", "-c", "exit 3"], 3),
-        (&["no-such-command"], 127),
-        (&["/etc/hostname"], 126),
+        (&["true"][..], ExitStatus::SUCCESS),
+        (&["sh", "-c", "exit 3"], ExitStatus(3)),
+        (&["no-such-command"], ExitStatus::NOT_FOUND),
+        (&["/etc/hostname"], ExitStatus::CANNOT_EXECUTE),
     ] {
         assert_eq!(
             run(launcher.shell(NO_OPTIONS, command)).status.code(),
-            Some(code),
+            Some(i32::from(code.0)),
             "{command:?}"
         );
     }
@@ -283,7 +284,8 @@ fn exit_codes_pass_through() {
         &["--image", "agent-sandbox-test/no-such-image:0"],
         &["true"],
     ));
-    assert_eq!(refused.status.code(), Some(125));
+    let failed = i32::from(ExitStatus::LAUNCHER_FAILED.0);
+    assert_eq!(refused.status.code(), Some(failed));
     assert!(launcher_objects(scope).is_empty());
 }
 
