@@ -12,6 +12,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::labels::Owner;
 use crate::report::notice;
 
 /// Where the channel directory is mounted in the container.
@@ -22,6 +23,10 @@ pub const ENV_VAR: &str = "AGENT_SANDBOX_BROWSER";
 const FILE_NAME: &str = "urls";
 /// The longest URL accepted (OAuth URLs with PKCE parameters stay well below this).
 const MAX_URL: usize = 4096;
+/// The channel directories' name prefix (the session id follows).
+const PREFIX: &str = "agent-sandbox-";
+/// The file in a channel directory naming the launcher that owns it.
+const OWNER_FILE: &str = "owner";
 /// How often the file is checked for new lines.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -76,15 +81,18 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// Creates the channel directory (mode 0700) and its empty file (0600) under `parent`.
+    /// Creates the channel directory (mode 0700) under `parent`, with its empty file
+    /// (0600) and a record of the launcher that owns it (for [`remove_stale`]).
     ///
     /// # Errors
     ///
-    /// The directory or the file cannot be created.
-    pub fn create(parent: &Path, session: &str) -> std::io::Result<Self> {
-        let dir = parent.join(format!("agent-sandbox-{session}"));
+    /// The directory or its files cannot be created.
+    pub fn create(parent: &Path, session: &str, owner: &Owner) -> std::io::Result<Self> {
+        let dir = parent.join(format!("{PREFIX}{session}"));
         DirBuilder::new().mode(0o700).create(&dir)?;
         let channel = Self { dir };
+        let record = format!("{}\n{}\n{}\n", owner.pid, owner.start, owner.host);
+        std::fs::write(channel.dir.join(OWNER_FILE), record)?;
         OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -171,6 +179,31 @@ impl Follower {
     }
 }
 
+/// Removes the channel directories under `parent` whose launcher is gone (a launcher
+/// killed outright cannot remove its own) and returns how many. Directories without a
+/// readable owner record are left alone.
+pub fn remove_stale(parent: &Path, running: impl Fn(&Owner) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let owner_of = |dir: &Path| {
+        let record = std::fs::read_to_string(dir.join(OWNER_FILE)).ok()?;
+        let mut lines = record.lines();
+        Some(Owner {
+            pid: lines.next()?.parse().ok()?,
+            start: lines.next()?.to_owned(),
+            host: lines.next()?.to_owned(),
+        })
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(PREFIX))
+        .map(|entry| entry.path())
+        .filter(|dir| owner_of(dir).is_some_and(|owner| !running(&owner)))
+        .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
+        .count()
+}
+
 impl Drop for Channel {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -196,6 +229,35 @@ mod tests {
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn channels_of_launchers_that_are_gone_are_removed() {
+        let parent =
+            std::env::temp_dir().join(format!("agent-sandbox-stale-test-{}", std::process::id()));
+        std::fs::create_dir_all(&parent).unwrap();
+        let live = Owner {
+            pid: 1,
+            start: "1".into(),
+            host: "h".into(),
+        };
+        let dead = Owner {
+            pid: 2,
+            ..live.clone()
+        };
+        let keep = Channel::create(&parent, "live", &live).unwrap();
+        let gone = Channel::create(&parent, "dead", &dead).unwrap();
+        let (gone_dir, keep_dir) = (gone.dir().to_owned(), keep.dir().to_owned());
+        std::mem::forget(gone); // as if its launcher had been killed
+        std::fs::create_dir(parent.join("agent-sandbox-unowned")).unwrap();
+        assert_eq!(remove_stale(&parent, |owner| owner.pid == 1), 1);
+        assert!(
+            !gone_dir.exists()
+                && keep_dir.exists()
+                && parent.join("agent-sandbox-unowned").exists()
+        );
+        drop(keep);
+        std::fs::remove_dir_all(&parent).unwrap();
+    }
 
     #[test]
     fn only_bounded_http_urls_with_a_host_pass() {
@@ -231,7 +293,9 @@ mod tests {
     #[tokio::test]
     async fn lines_appended_to_the_channel_reach_the_opener_and_bad_ones_do_not() {
         let parent = std::env::temp_dir();
-        let channel = Channel::create(&parent, &format!("test-{}", std::process::id())).unwrap();
+        let owner = crate::liveness::current_owner();
+        let channel =
+            Channel::create(&parent, &format!("test-{}", std::process::id()), &owner).unwrap();
         let mode = std::fs::metadata(channel.dir())
             .unwrap()
             .permissions()

@@ -19,7 +19,7 @@ const LAUNCHER_NAME: &str = "agent-sandbox";
 /// Runs coding agents in hardened Docker containers, with network egress through an
 /// allowlist proxy.
 #[derive(Debug, Parser)]
-#[command(name = LAUNCHER_NAME, version, about, propagate_version = true)]
+#[command(name = LAUNCHER_NAME, version, about, propagate_version = true, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -437,6 +437,14 @@ mod tests {
             }))
         ));
         assert!(parse(["agent-sandbox", "build", "--all", "--lang", "go"]).is_err());
+    }
+
+    #[test]
+    fn repeated_flags_are_accepted_like_the_old_wrapper_did() {
+        let run = run_args(&["pi", "-p", "--proxy", "--lang", "go", "--lang", "php8.4"]);
+        assert!(run.sandbox.proxy);
+        assert_eq!(run.sandbox.lang, Some(Lang::Php84));
+        assert!(run.agent_args.is_empty());
     }
 
     #[test]

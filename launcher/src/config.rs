@@ -31,6 +31,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The allowlist file has invalid entries (the cause names each line and reason).
+    #[error("invalid allowlist")]
+    InvalidAllowlist(#[source] sandbox_proxy::allowlist::LoadError),
     /// The working directory is the home directory or `/`.
     #[error(
         "refusing to mount {path} into the sandbox as the working directory (it exposes everything below it); run from a project directory or pass --force"
@@ -197,6 +200,12 @@ impl SandboxConfig {
             }
             Err(_) => None,
         };
+        if let Some(path) = allowlist.as_deref().filter(|_| args.proxy) {
+            // Checked here, before anything starts, with the proxy's own parser; the
+            // default ports do not change whether an entry is valid.
+            sandbox_proxy::allowlist::Allowlist::load(path, &[80, 443])
+                .map_err(ConfigError::InvalidAllowlist)?;
+        }
         let proxy = allowlist
             .clone()
             .filter(|_| args.proxy)
@@ -316,6 +325,28 @@ mod tests {
         assert_eq!(proxy.image, DEFAULT_PROXY_IMAGE);
         assert_eq!(proxy.isolation, Isolation::NoNetwork);
         assert_eq!(proxy.egress_network, None);
+    }
+
+    #[test]
+    fn an_invalid_allowlist_is_refused_with_file_and_line() {
+        let file = std::env::temp_dir().join(format!(
+            "agent-sandbox-bad-allow-{}.txt",
+            std::process::id()
+        ));
+        std::fs::write(&file, "example.com\nexa mple.com\n").unwrap();
+        let args = SandboxArgs {
+            proxy: true,
+            allowed_domains: Some(file.clone()),
+            ..SandboxArgs::default()
+        };
+        let error = config(&args, "/home/alice/project").unwrap_err();
+        let chain = crate::report::chain(&error);
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(error, ConfigError::InvalidAllowlist(_)), "{chain}");
+        assert!(
+            chain.contains(&*file.to_string_lossy()) && chain.contains(":2"),
+            "{chain}"
+        );
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct DeniedHost {
     pub port: u16,
     /// How many requests were refused.
     pub count: u64,
+    /// Why (the proxy's reason code), when it says.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// What the proxy refused; `None` when its records could not be read.
@@ -42,11 +45,13 @@ impl Denied {
                     "the proxy blocked {} destination(s); to allow one, add it to the allowlist:",
                     hosts.len()
                 )];
-                lines.extend(
-                    hosts
-                        .iter()
-                        .map(|h| format!("  {}:{}  ({} request(s))", h.host, h.port, h.count)),
-                );
+                lines.extend(hosts.iter().map(|h| match &h.reason {
+                    Some(reason) => format!(
+                        "  {}:{}  ({} request(s), {reason})",
+                        h.host, h.port, h.count
+                    ),
+                    None => format!("  {}:{}  ({} request(s))", h.host, h.port, h.count),
+                }));
                 lines
             }
         }

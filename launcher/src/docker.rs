@@ -4,7 +4,6 @@
 //! domain verbs (`sandbox`, `teardown`, `images`) on top of these calls.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::pin::Pin;
 
 use bollard::Docker;
@@ -490,10 +489,23 @@ impl Engine {
                 .build_image(options, None, Some(bollard::body_full(context.into())));
         let mut tail: Vec<String> = Vec::new();
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|source| DockerError::Build {
-                image: tag.to_owned(),
-                source,
-            })?;
+            let info = match item {
+                Ok(info) => info,
+                // A build step failed: the engine's message, with the output before it.
+                Err(BollardError::DockerStreamError { error }) => {
+                    return Err(DockerError::BuildFailed {
+                        image: tag.to_owned(),
+                        message: error,
+                        log: tail.join("\n"),
+                    });
+                }
+                Err(source) => {
+                    return Err(DockerError::Build {
+                        image: tag.to_owned(),
+                        source,
+                    });
+                }
+            };
             if let Some(detail) = info.error_detail {
                 return Err(DockerError::BuildFailed {
                     image: tag.to_owned(),
@@ -924,11 +936,5 @@ impl Engine {
             }
         };
         listed.map_err(|source| DockerError::List { kind, source })
-    }
-
-    /// Whether the engine runs on this machine's kernel, so that host paths and process
-    /// ids mean the same thing to it (false for `tcp://` and `ssh://` engines).
-    pub fn is_local(&self) -> bool {
-        self.endpoint.host.starts_with("unix://") || Path::new(&self.endpoint.host).is_absolute()
     }
 }

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::browser::{self, Channel};
+use crate::browser::{self, Channel, Follower};
 use crate::cli::{BuildArgs, Cli, Command, SandboxArgs};
 use crate::config::{AgentImage, ConfigError, Host, SandboxConfig};
 use crate::docker::{DockerError, Engine};
 use crate::exit::ExitStatus;
 use crate::images::{self, DEFAULT_BASE_IMAGE, ImageError, ImageSpec, ImageState, Lang};
-use crate::labels::Session;
+use crate::labels::{Owner, Session};
 use crate::liveness;
 use crate::profile::{Missing, Profile, ProfileError, ResolvedMount};
 use crate::report::{chain, notice};
@@ -56,7 +56,9 @@ pub enum Error {
     Signals(#[source] std::io::Error),
     /// The proxy sidecar image is not there.
     #[error(
-        "proxy image {image} not found: pass --proxy-image IMAGE (for example one built from images/proxy/Dockerfile)"
+        "proxy image {image} not found: build it from a source checkout with \
+         `scripts/build-proxy-image.sh --tag {image}` (no pulls) or \
+         `docker build -f images/proxy/Dockerfile -t {image} .`, or pass --proxy-image IMAGE"
     )]
     NoProxyImage {
         /// The image looked for.
@@ -102,6 +104,7 @@ pub async fn main(cli: Cli) -> Result<ExitStatus, Error> {
             let engine = Engine::connect().await?;
             let owner = liveness::current_owner();
             let removed = teardown::gc(&engine, &owner.host, None, liveness::is_running).await?;
+            browser::remove_stale(&Channel::default_parent(), liveness::is_running);
             notice(&format!(
                 "removed the leftovers of {} run(s)",
                 removed.len()
@@ -189,74 +192,24 @@ async fn sandboxed(
     let session = Session::new(owner.clone(), config.extra_labels.clone());
     teardown::remove_on_panic(session.id.clone());
     terminal::restore_on_panic();
-    match teardown::gc(
-        &engine,
-        &owner.host,
-        Some(&session.id),
-        liveness::is_running,
-    )
-    .await
-    {
-        Ok(removed) if !removed.is_empty() => tracing::info!(
-            sessions = removed.len(),
-            "removed leftovers of earlier runs"
-        ),
-        Ok(_) => {}
-        Err(error) => {
-            tracing::warn!(error = %chain(&error), "cannot look for leftovers of earlier runs")
-        }
-    }
-    tracing::debug!(phase = "gc done");
-    prepare_images(&engine, &config).await?;
+    // Leftovers of earlier runs are removed while the images are checked.
+    let gc = collect_leftovers(&engine, &owner, &session.id);
+    let ((), images) = tokio::join!(gc, prepare_images(&engine, &config));
+    images?;
     tracing::debug!(phase = "images ready");
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
-    let mut config = config;
     let browser =
-        Channel::create(&Channel::default_parent(), &session.id).map_err(Error::Browser)?;
-    config.mounts.push(ResolvedMount {
-        source: browser.dir().to_owned(),
-        target: browser::CONTAINER_DIR.to_owned(),
-        read_only: false,
-        missing: Missing::Skip,
-    });
-    config.env.push(format!(
-        "{}={}/urls",
-        browser::ENV_VAR,
-        browser::CONTAINER_DIR
-    ));
+        Channel::create(&Channel::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
+    let config = with_browser_channel(config, &browser);
     let mut urls = browser.follower().map_err(Error::Browser)?;
     let sandbox = Sandbox::new(&engine, &session);
-    let outcome = {
-        let run = run_in(&sandbox, &engine, &config);
-        tokio::pin!(run);
-        // The first signal is passed on to the agent, which gets STOP_GRACE to exit while
-        // its output is still relayed (as `docker run` does); a second signal, the grace
-        // running out, or a signal before the agent exists ends the run at once.
-        let mut signalled: Option<i32> = None;
-        let grace = tokio::time::sleep(Duration::MAX);
-        tokio::pin!(grace);
-        loop {
-            tokio::select! {
-                result = &mut run => break result,
-                () = urls.follow(browser::open_in_browser) => {}
-                number = terminations.recv() => {
-                    let (name, engine_name) = signal_name(number);
-                    if signalled.is_some() || !sandbox.has_agent() {
-                        notice(&format!("{name}: stopping the sandbox"));
-                        break Ok(ExitStatus::from_signal(number));
-                    }
-                    notice(&format!("{name}: passed on to the agent (again to stop at once)"));
-                    signalled = Some(number);
-                    sandbox.signal_agent(engine_name).await;
-                    grace.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
-                }
-                () = &mut grace => {
-                    notice("the agent did not stop in time: stopping the sandbox");
-                    break Ok(ExitStatus::from_signal(signalled.unwrap_or(15)));
-                }
-            }
-        }
-    };
+    let outcome = supervise(
+        &sandbox,
+        run_in(&sandbox, &engine, &config),
+        &mut terminations,
+        &mut urls,
+    )
+    .await;
     urls.read_lines(browser::open_in_browser);
     tracing::debug!(phase = "run done");
     let mut failures = sandbox.teardown().await;
@@ -268,6 +221,77 @@ async fn sandboxed(
         notice(&format!("teardown: {}", chain(failure)));
     }
     outcome
+}
+
+/// Removes what earlier runs whose launcher is gone left behind (engine objects and
+/// browser channels); failures are logged, they do not stop this run.
+async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
+    browser::remove_stale(&Channel::default_parent(), liveness::is_running);
+    match teardown::gc(engine, &owner.host, Some(session), liveness::is_running).await {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(
+                sessions = removed.len(),
+                "removed leftovers of earlier runs"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(error = %chain(&error), "cannot look for leftovers of earlier runs");
+        }
+    }
+}
+
+/// `config` with the browser hand-off channel mounted and announced to the image's shim.
+fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> SandboxConfig {
+    config.mounts.push(ResolvedMount {
+        source: channel.dir().to_owned(),
+        target: browser::CONTAINER_DIR.to_owned(),
+        read_only: false,
+        missing: Missing::Skip,
+    });
+    config.env.push(format!(
+        "{}={}/urls",
+        browser::ENV_VAR,
+        browser::CONTAINER_DIR
+    ));
+    config
+}
+
+/// Drives `run` to its end while opening the URLs the container hands over and handling
+/// signals. The first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
+/// while its output is still relayed (as `docker run` does); a second signal, the grace
+/// running out, or a signal before the agent exists ends the run at once.
+async fn supervise(
+    sandbox: &Sandbox<'_>,
+    run: impl Future<Output = Result<ExitStatus, Error>>,
+    terminations: &mut Terminations,
+    urls: &mut Follower,
+) -> Result<ExitStatus, Error> {
+    tokio::pin!(run);
+    let mut signalled: Option<i32> = None;
+    let grace = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            result = &mut run => return result,
+            () = urls.follow(browser::open_in_browser) => {}
+            number = terminations.recv() => {
+                let (name, engine_name) = signal_name(number);
+                if signalled.is_some() || !sandbox.has_agent() {
+                    notice(&format!("{name}: stopping the sandbox"));
+                    return Ok(ExitStatus::from_signal(number));
+                }
+                notice(&format!("{name}: passed on to the agent (again to stop at once)"));
+                signalled = Some(number);
+                sandbox.signal_agent(engine_name).await;
+                grace.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+            }
+            () = &mut grace => {
+                notice("the agent did not stop in time: stopping the sandbox");
+                return Ok(ExitStatus::from_signal(signalled.unwrap_or(15)));
+            }
+        }
+    }
 }
 
 /// Builds the agent image when needed, and checks the proxy image is there.
@@ -301,9 +325,7 @@ async fn run_in(
                      addresses of the host through the network's gateway",
                 );
             }
-            let started = sandbox.start_proxy(proxy).await?;
-            tracing::debug!(phase = "proxy ready");
-            Some(started)
+            Some(sandbox.create_proxy(proxy).await?)
         }
         None => {
             notice(
@@ -315,11 +337,23 @@ async fn run_in(
     let network = proxy
         .as_ref()
         .map_or(AgentNetwork::Host, |p| p.network.clone());
-    let image_command = engine.image_command(config.image.name()).await?;
     let tty = terminal::is_interactive();
-    let agent = sandbox
-        .create_agent_container(config, &network, &image_command, tty)
-        .await?;
+    // The agent container is created while the sidecar starts; it starts once the
+    // sidecar is ready.
+    let create_agent = async {
+        let image_command = engine.image_command(config.image.name()).await?;
+        let agent = sandbox.create_agent_container(config, &network, &image_command, tty);
+        Ok::<_, Error>(agent.await?)
+    };
+    let agent = match &proxy {
+        Some(proxy) => {
+            let (started, agent) = tokio::join!(sandbox.start_proxy(proxy), create_agent);
+            started?;
+            tracing::debug!(phase = "proxy ready");
+            agent?
+        }
+        None => create_agent.await?,
+    };
     // Docker's order: attach before start (no output lost), wait after start.
     let attached = engine.attach(&agent, DETACH_KEYS).await?;
     tracing::debug!(phase = "agent created");

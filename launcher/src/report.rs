@@ -6,8 +6,14 @@ use std::io::Write as _;
 /// Writes `message` as a line on standard error, prefixed with the launcher's name.
 /// A closed standard error is ignored: there is nowhere else to report to.
 pub fn notice(message: &str) {
+    // In raw mode the terminal does not turn "\n" into "\r\n" itself.
+    let end = if crate::terminal::is_raw() {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "agent-sandbox: {message}");
+    let _ = write!(stderr, "agent-sandbox: {message}{end}");
 }
 
 /// An error and its causes, joined with `: ` (the way `anyhow` prints `{:#}`).

@@ -182,13 +182,14 @@ impl<'a> Sandbox<'a> {
         Ok(id)
     }
 
-    /// Starts the proxy sidecar on its egress network and waits until it is ready.
+    /// Creates (does not start) the proxy sidecar, its egress network (unless given) and
+    /// the per-run network or volumes that connect it to the agent.
     ///
     /// # Errors
     ///
     /// The engine fails, or the sidecar exits or is not ready in time (its output is in
     /// the error).
-    pub async fn start_proxy(&self, proxy: &ProxyConfig) -> Result<Proxy, SandboxError> {
+    pub async fn create_proxy(&self, proxy: &ProxyConfig) -> Result<Proxy, SandboxError> {
         let egress = match &proxy.egress_network {
             Some(network) => network.clone(),
             None => self.create_network("egress", false).await?,
@@ -250,10 +251,19 @@ impl<'a> Sandbox<'a> {
                 .await?;
         }
         tracing::debug!(phase = "proxy created");
-        self.engine.start_container(&container).await?;
-        tracing::debug!(phase = "proxy started");
-        self.wait_ready(&container).await?;
         Ok(Proxy { container, network })
+    }
+
+    /// Starts the proxy sidecar and waits until it is ready.
+    ///
+    /// # Errors
+    ///
+    /// The engine fails, or the sidecar exits or is not ready in time (its output is in
+    /// the error).
+    pub async fn start_proxy(&self, proxy: &Proxy) -> Result<(), SandboxError> {
+        self.engine.start_container(&proxy.container).await?;
+        tracing::debug!(phase = "proxy started");
+        self.wait_ready(&proxy.container).await
     }
 
     /// Follows the sidecar's output until it prints [`READY_LINE`] on stdout. Following

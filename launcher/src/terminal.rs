@@ -55,6 +55,11 @@ impl Drop for RawMode {
     }
 }
 
+/// Whether the terminal is in raw mode now (lines written to it then need `\r\n`).
+pub fn is_raw() -> bool {
+    SAVED.lock().is_ok_and(|saved| saved.is_some())
+}
+
 /// Restores the terminal settings saved by [`RawMode::enable`], if any (idempotent).
 pub fn restore() {
     let saved = SAVED.lock().ok().and_then(|mut saved| saved.take());
