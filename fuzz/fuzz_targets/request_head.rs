@@ -59,7 +59,9 @@ fuzz_target!(|data: &[u8]| {
             .collect();
         assert_eq!(declared.len(), 1);
         assert_eq!(
-            std::str::from_utf8(declared[0].1).ok().and_then(|v| v.parse().ok()),
+            std::str::from_utf8(declared[0].1)
+                .ok()
+                .and_then(|v| v.parse().ok()),
             Some(length)
         );
     }

@@ -50,8 +50,8 @@ pub struct Cli {
 pub enum Command {
     /// Validate an allowlist and show the decision for each TARGET (host or host:port).
     Check(CheckArgs),
-    /// Show how the proxy would decide each TARGET: deciding entry and line, port
-    /// verdict, resolved addresses and their class (resolves, never connects).
+    /// Explain each TARGET's decision: entry and line, port, resolved addresses and
+    /// their class (resolves, never connects).
     Explain(ExplainArgs),
     /// Exit 0 when the proxy's /readyz answers 200 (for a Docker HEALTHCHECK).
     Healthcheck(AdminArgs),
@@ -167,8 +167,9 @@ pub struct ServeArgs {
     /// least CPU per request for a sidecar serving one sandbox.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
-    /// Require the TLS server name of tunnels to --sni-ports to be the CONNECT host
-    /// (the ClientHello is read, never decrypted; --header-read-timeout bounds the wait).
+    /// Require the TLS server name of tunnels to --sni-ports to be the CONNECT host.
+    /// The ClientHello is read, never decrypted, within --header-read-timeout; a refused
+    /// tunnel is closed before a single byte reaches the (already connected) upstream.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
     pub sni_check: Switch,
     /// Tunnel ports that must carry TLS with a matching server name.

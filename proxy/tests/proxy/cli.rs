@@ -101,7 +101,7 @@ impl Running {
             .collect()
     }
 
-    fn decisions(&self) -> Vec<serde_json::Value> {
+    pub fn decisions(&self) -> Vec<serde_json::Value> {
         self.events()
             .into_iter()
             .filter(|event| event["message"] == "decision")

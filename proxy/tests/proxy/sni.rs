@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 
+use crate::cli::{Running, Scratch, curl};
 use crate::support::{ProxySpec, TestProxy, connect, status};
 use crate::tls::{get_over_tls, tls_client, tls_upstream};
 
@@ -340,4 +341,73 @@ async fn a_hello_sent_with_the_connect_head_is_checked_too() {
             recorder.assert_closed_silent(index).await;
         }
     }
+}
+
+#[tokio::test]
+async fn the_binary_logs_the_refusal_in_the_decision_line_and_curl_sees_access_denied() {
+    let (upstream, pem, _) = tls_upstream("tls.test").await;
+    let port = upstream.port().to_string();
+    let scratch = Scratch::new("sni");
+    let allowlist = scratch.file(
+        "allow.txt",
+        &format!("tls.test:{port}\nother.test:{port}\n"),
+    );
+    let ca = scratch.file("ca.pem", &pem);
+    let proxy = Running::start(
+        &allowlist,
+        &[
+            "--sni-ports",
+            &port,
+            "--resolve",
+            "tls.test=127.0.0.1",
+            "--resolve",
+            "other.test=127.0.0.1",
+        ],
+    );
+    let via = format!("http://{}", proxy.address);
+    let ca = ca.to_str().unwrap();
+    let good = curl(&[
+        "-x",
+        &via,
+        "--cacert",
+        ca,
+        &format!("https://tls.test:{port}/"),
+    ])
+    .await;
+    assert_eq!(good, "hello over tls");
+    // curl asks the proxy for tls.test but names other.test inside TLS.
+    let output = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-x", &via, "--cacert", ca])
+        .arg("--connect-to")
+        .arg(format!("other.test:{port}:tls.test:{port}"))
+        .arg(format!("https://other.test:{port}/"))
+        .output()
+        .await
+        .unwrap();
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("access denied"), "{error}");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let decisions = proxy.decisions();
+    let reasons: Vec<(&str, &str)> = decisions
+        .iter()
+        .filter(|event| event["host"] == "tls.test")
+        .map(|event| {
+            (
+                event["decision"].as_str().unwrap(),
+                event["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [("allow", ""), ("deny", "sni-mismatch")],
+        "{decisions:?}"
+    );
+    let refused = decisions
+        .iter()
+        .find(|event| event["reason"] == "sni-mismatch")
+        .unwrap();
+    assert_eq!(refused["status"], 200);
+    assert_eq!(refused["bytes_up"], 0);
 }
