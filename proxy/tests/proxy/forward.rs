@@ -1,6 +1,14 @@
 //! Absolute-form plain-HTTP forwarding: headers, pooling, bodies, refusals.
 
-use crate::support::{HttpUpstream, ProxySpec, raw, status};
+use crate::support::{HttpUpstream, ProxySpec, TestProxy, raw, status};
+
+/// A proxy allowing `web.test:port`, with web.test on loopback.
+async fn web_proxy(port: u16) -> TestProxy {
+    ProxySpec::new(&format!("web.test:{port}\n"))
+        .pin("web.test", &["127.0.0.1"])
+        .start()
+        .await
+}
 
 fn get(target: &str, extra: &str) -> Vec<u8> {
     format!("GET {target} HTTP/1.1\r\nHost: ignored.test\r\n{extra}\r\n").into_bytes()
@@ -10,10 +18,7 @@ fn get(target: &str, extra: &str) -> Vec<u8> {
 async fn forwards_with_url_host_and_without_hop_by_hop_headers() {
     let upstream = HttpUpstream::start().await;
     let port = upstream.port();
-    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
-        .pin("web.test", &["127.0.0.1"])
-        .start()
-        .await;
+    let proxy = web_proxy(port).await;
     let extra = "Host: evil.test\r\nConnection: close, X-Private\r\nX-Private: 1\r\n\
                  Proxy-Authorization: Basic c2VjcmV0\r\nProxy-Connection: keep-alive\r\n\
                  Keep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: x\r\nUpgrade: websocket\r\n\
@@ -55,10 +60,7 @@ async fn forwards_with_url_host_and_without_hop_by_hop_headers() {
 async fn keep_alive_requests_share_one_pooled_upstream_connection() {
     let upstream = HttpUpstream::start().await;
     let port = upstream.port();
-    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
-        .pin("web.test", &["127.0.0.1"])
-        .start()
-        .await;
+    let proxy = web_proxy(port).await;
     let url = format!("http://web.test:{port}/");
     let two = [get(&url, ""), get(&url, "")].concat();
     let response = raw(proxy.addr, &two).await;
@@ -76,10 +78,7 @@ async fn keep_alive_requests_share_one_pooled_upstream_connection() {
 async fn request_bodies_stream_upstream_with_their_framing() {
     let upstream = HttpUpstream::start().await;
     let port = upstream.port();
-    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
-        .pin("web.test", &["127.0.0.1"])
-        .start()
-        .await;
+    let proxy = web_proxy(port).await;
     let url = format!("http://web.test:{port}/upload");
     let fixed = format!("POST {url} HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!(status(&raw(proxy.addr, fixed.as_bytes()).await), 200);
@@ -93,10 +92,7 @@ async fn request_bodies_stream_upstream_with_their_framing() {
 async fn non_proxy_and_https_requests_are_400() {
     let upstream = HttpUpstream::start().await;
     let port = upstream.port();
-    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
-        .pin("web.test", &["127.0.0.1"])
-        .start()
-        .await;
+    let proxy = web_proxy(port).await;
     for target in [
         "/".to_owned(),
         format!("https://web.test:{port}/"),
@@ -131,10 +127,7 @@ async fn plain_http_to_a_port_not_allowed_is_403() {
 async fn ambiguous_framing_is_400_and_never_forwarded() {
     let upstream = HttpUpstream::start().await;
     let port = upstream.port();
-    let proxy = ProxySpec::new(&format!("web.test:{port}\n"))
-        .pin("web.test", &["127.0.0.1"])
-        .start()
-        .await;
+    let proxy = web_proxy(port).await;
     let framings = [
         "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
         "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
