@@ -102,6 +102,7 @@ impl Reloader {
                     compile_ms,
                     "policy reloaded"
                 );
+                crate::lint::log_findings(&self.path, policy.allowlist());
                 self.telemetry
                     .policy(policy.generation(), policy.allowlist().len());
                 self.store.replace(policy);
