@@ -16,17 +16,8 @@ pub fn notice(message: &str) {
     let _ = write!(stderr, "agent-sandbox: {message}{end}");
 }
 
-/// An error and its causes, joined with `: ` (the way `anyhow` prints `{:#}`).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+/// An error and its causes, joined with `: ` (shared with the proxy's reports).
+pub use sandbox_proxy::report::chain;
 
 #[cfg(test)]
 mod tests {
