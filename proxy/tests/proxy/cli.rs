@@ -101,6 +101,22 @@ impl Running {
             .collect()
     }
 
+    /// The decision lines, once `complete` says all expected ones are there (at most 5 s:
+    /// a tunnel's line is written when the tunnel ends, just after the client sees it end).
+    pub fn decisions_once(
+        &self,
+        complete: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let decisions = self.decisions();
+            if complete(&decisions) || Instant::now() >= deadline {
+                return decisions;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn decisions(&self) -> Vec<serde_json::Value> {
         self.events()
             .into_iter()
@@ -195,8 +211,11 @@ async fn curl_through_the_binary_http_https_and_denials_with_json_decision_logs(
     let body = curl(&["-x", &via, "--cacert", ca.to_str().unwrap(), &https]).await;
     assert_eq!(body, "hello over tls");
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let decisions = proxy.decisions();
+    let decisions = proxy.decisions_once(|all| {
+        ["evil.test", "tls.test"]
+            .iter()
+            .all(|host| all.iter().any(|event| event["host"] == *host))
+    });
     let denied = decisions
         .iter()
         .find(|event| event["host"] == "evil.test")

@@ -6,7 +6,7 @@ use sandbox_proxy::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{Echo, ProxySpec, connect, raw, read_some, status};
+use crate::support::{Echo, ProxySpec, connect, eventually, raw, read_some, status};
 
 fn limits() -> Limits {
     Limits {
@@ -68,9 +68,12 @@ async fn connections_beyond_the_limit_get_503() {
             .unwrap();
         held.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let response = raw(proxy.addr, b"GET http://a.test/ HTTP/1.1\r\n\r\n").await;
-    assert_eq!(status(&response), 503, "{response}");
+    // The held connections take their slots as soon as the proxy accepts them.
+    let response = eventually("the connection cap is reached", || async {
+        let response = raw(proxy.addr, b"GET http://a.test/ HTTP/1.1\r\n\r\n").await;
+        (status(&response) == 503).then_some(response)
+    })
+    .await;
     assert!(response.contains("x-sandbox-proxy-error: overloaded"));
     drop(held);
 }

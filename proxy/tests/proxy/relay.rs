@@ -91,12 +91,20 @@ fn signals_are_forwarded_and_orphans_reaped() {
             "--",
             "sh",
             "-c",
-            "(sleep 0.1 &) ; trap 'exit 42' TERM; while :; do sleep 0.05; done",
+            "(sleep 0.1 &) ; trap 'exit 42' TERM; echo armed; while :; do sleep 0.05; done",
         ])
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // Signal only once the trap is installed.
+    let mut armed = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut armed,
+    )
+    .unwrap();
+    assert_eq!(armed.trim(), "armed");
     send_signal(&child, Signal::SIGTERM);
     let status = wait_exit(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(42));

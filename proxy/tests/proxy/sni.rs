@@ -387,8 +387,12 @@ async fn the_binary_logs_the_refusal_in_the_decision_line_and_curl_sees_access_d
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("access denied"), "{error}");
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let decisions = proxy.decisions();
+    let decisions = proxy.decisions_once(|all| {
+        all.iter()
+            .filter(|event| event["host"] == "tls.test")
+            .count()
+            >= 2
+    });
     let reasons: Vec<(&str, &str)> = decisions
         .iter()
         .filter(|event| event["host"] == "tls.test")
