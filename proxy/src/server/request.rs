@@ -13,11 +13,11 @@ use super::respond::ProxyError;
 
 /// The destination of a proxy request, validated and normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The destination host.
-    pub host: Host,
+    pub(crate) host: Host,
     /// The destination port (explicit, or 80 for `http://` URLs).
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 fn bad(reason: impl Into<String>) -> ProxyError {
@@ -25,7 +25,7 @@ fn bad(reason: impl Into<String>) -> ProxyError {
 }
 
 /// The target of a `CONNECT host:port` request (authority form only).
-pub fn connect_target<B>(request: &Request<B>) -> Result<Target, ProxyError> {
+pub(crate) fn connect_target<B>(request: &Request<B>) -> Result<Target, ProxyError> {
     let uri = request.uri();
     let authority = match (uri.scheme(), uri.authority(), uri.path_and_query()) {
         (None, Some(authority), None) => authority,
@@ -42,7 +42,7 @@ pub fn connect_target<B>(request: &Request<B>) -> Result<Target, ProxyError> {
 }
 
 /// The target of an absolute-form `http://host[:port]/path` request.
-pub fn forward_target<B>(request: &Request<B>) -> Result<(Target, Authority), ProxyError> {
+pub(crate) fn forward_target<B>(request: &Request<B>) -> Result<(Target, Authority), ProxyError> {
     let uri = request.uri();
     match uri.scheme_str() {
         Some("http") => {}
@@ -90,7 +90,7 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -109,7 +109,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Prepares a validated absolute-form request for the upstream: origin server URL
 /// rebuilt from the normalised authority, Host set to that authority, hop-by-hop
 /// headers removed.
-pub fn rewrite_for_upstream<B>(
+pub(crate) fn rewrite_for_upstream<B>(
     request: &mut Request<B>,
     authority: &Authority,
 ) -> Result<(), ProxyError> {
@@ -132,7 +132,7 @@ pub fn rewrite_for_upstream<B>(
 }
 
 /// True for CONNECT.
-pub fn is_connect<B>(request: &Request<B>) -> bool {
+pub(crate) fn is_connect<B>(request: &Request<B>) -> bool {
     request.method() == Method::CONNECT
 }
 
