@@ -29,21 +29,15 @@ const FORWARDED: [(SignalKind, Signal); 7] = [
 /// Why the agent could not be started (docker's conventions for the exit code).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum InitError {
-    /// No command was given.
     #[error("no command to run")]
     NoCommand,
     /// The command does not exist (exit 127).
     #[error("{command}: command not found")]
-    NotFound {
-        /// The command.
-        command: String,
-    },
+    NotFound { command: String },
     /// The command cannot be executed (exit 126).
     #[error("{command}: cannot execute")]
     CannotExecute {
-        /// The command.
         command: String,
-        /// Why.
         #[source]
         source: io::Error,
     },

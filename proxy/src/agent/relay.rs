@@ -54,9 +54,7 @@ pub(crate) enum RelayError {
     /// The relay port could not be bound.
     #[error("cannot listen on {address}")]
     Listen {
-        /// The address.
         address: SocketAddr,
-        /// Why.
         #[source]
         source: io::Error,
     },

@@ -31,9 +31,7 @@ pub(crate) enum ConfigError {
 /// Where the allowlist is and how to compile it.
 #[derive(Clone, Debug)]
 pub(crate) struct PolicyConfig {
-    /// The allowlist file.
     pub(crate) allowlist: PathBuf,
-    /// How to compile it.
     pub(crate) options: PolicyOptions,
 }
 
@@ -64,19 +62,15 @@ impl TryFrom<&PolicyArgs> for PolicyConfig {
 /// Everything the proxy server needs to start.
 #[derive(Clone, Debug)]
 pub(crate) struct ServeConfig {
-    /// The policy source.
     pub(crate) policy: PolicyConfig,
-    /// Listening addresses.
     pub(crate) listen: Vec<ListenAddr>,
     /// Names answered without DNS.
     pub(crate) pins: HashMap<DomainName, Vec<IpAddr>>,
-    /// Log format.
     pub(crate) log_format: LogFormat,
     /// The management listener's address, if any.
     pub(crate) admin: Option<std::net::SocketAddr>,
     /// Runtime worker threads (1: a single-threaded runtime).
     pub(crate) threads: u16,
-    /// Limits and timeouts.
     pub(crate) limits: Limits,
 }
 

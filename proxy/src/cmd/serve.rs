@@ -30,9 +30,7 @@ pub(crate) enum ServeError {
     /// A listening address could not be bound.
     #[error("cannot listen on {address}")]
     Listen {
-        /// The address.
         address: ListenAddr,
-        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -45,9 +43,7 @@ pub(crate) enum ServeError {
     /// The management address could not be bound.
     #[error("cannot listen on the management address {address}")]
     Admin {
-        /// The address.
         address: std::net::SocketAddr,
-        /// Why.
         #[source]
         source: std::io::Error,
     },

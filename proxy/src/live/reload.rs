@@ -41,7 +41,7 @@ pub struct ReloadReport {
 pub struct ReloadStatus(Mutex<Option<ReloadReport>>);
 
 impl ReloadStatus {
-    /// The latest reload attempt.
+    /// The latest reload attempt, if there was one.
     pub fn latest(&self) -> Option<ReloadReport> {
         self.0.lock().ok().and_then(|latest| latest.clone())
     }

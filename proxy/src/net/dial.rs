@@ -20,7 +20,6 @@ pub(crate) enum DialError {
     /// Policy refused a resolved address.
     #[error("{0}")]
     Denied(Denial),
-    /// The name did not resolve.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     /// Every address refused or failed the connection.
@@ -28,7 +27,6 @@ pub(crate) enum DialError {
     Connect {
         /// The last address tried.
         address: SocketAddr,
-        /// The connect error.
         #[source]
         source: io::Error,
     },
@@ -37,18 +35,12 @@ pub(crate) enum DialError {
     InvalidTarget,
     /// The connect timeout elapsed.
     #[error("timed out connecting to {host}:{port}")]
-    Timeout {
-        /// The requested host.
-        host: Host,
-        /// The requested port.
-        port: u16,
-    },
+    Timeout { host: Host, port: u16 },
 }
 
 /// A connected upstream socket and what it was checked as.
 #[derive(Debug)]
 pub(crate) struct Dialed {
-    /// The connected socket.
     pub(crate) stream: TcpStream,
     /// The address it is connected to.
     pub(crate) address: SocketAddr,

@@ -18,16 +18,11 @@ use sandbox_policy::DomainName;
 pub(crate) enum ResolveError {
     /// The name exists nowhere we can see (NXDOMAIN, no records, or not pinned).
     #[error("{name} did not resolve to any address")]
-    NoAddresses {
-        /// The name that was looked up.
-        name: String,
-    },
+    NoAddresses { name: String },
     /// The DNS lookup itself failed (timeout, server failure, ...).
     #[error("DNS lookup of {name} failed")]
     Lookup {
-        /// The name that was looked up.
         name: String,
-        /// The resolver's error.
         #[source]
         source: hickory_resolver::net::NetError,
     },

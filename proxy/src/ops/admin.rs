@@ -25,13 +25,9 @@ use crate::ops::telemetry::Telemetry;
 
 /// What the management endpoints report on.
 pub(crate) struct AdminState {
-    /// The policy in force.
     pub(crate) policy: PolicyStore,
-    /// Metrics and denials.
     pub(crate) telemetry: Arc<Telemetry>,
-    /// The latest reload attempt.
     pub(crate) reloads: Arc<ReloadStatus>,
-    /// The allowlist file.
     pub(crate) source: PathBuf,
 }
 

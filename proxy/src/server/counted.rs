@@ -17,7 +17,6 @@ pub(crate) struct Counted<B, G> {
 }
 
 impl<B, G> Counted<B, G> {
-    /// Wraps `inner`.
     pub(crate) fn new(inner: B, count: Arc<AtomicU64>, guard: G) -> Self {
         Counted {
             inner,

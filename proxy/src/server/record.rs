@@ -18,7 +18,6 @@ use crate::ops::telemetry::Telemetry;
 /// Who sent a request.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Client {
-    /// A TCP peer.
     Tcp(SocketAddr),
     /// A peer on a Unix socket listener.
     Unix,
@@ -44,7 +43,6 @@ pub(crate) struct DecisionRecord {
     telemetry: Arc<Telemetry>,
     /// The validated target, once known.
     pub(crate) target: Option<Target>,
-    /// The decision so far.
     pub(crate) outcome: Outcome,
     /// The deciding allowlist entry and its line.
     pub(crate) entry: Option<(Box<str>, u32)>,

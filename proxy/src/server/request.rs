@@ -1,9 +1,12 @@
-//! Strict validation of incoming proxy requests, before any policy decision.
+//! The request target, validated before any policy decision, and the request rewritten
+//! for the upstream.
 //!
-//! hyper parses the request head; this module is deliberately stricter than hyper about
-//! the things that matter to a gate: request-target forms, authorities, and message
-//! framing. Ambiguous framing (request smuggling material) is refused outright, so nothing
-//! ambiguous is ever forwarded.
+//! hyper parses the request head; this module is stricter than hyper about the target:
+//! CONNECT takes the authority form only, a forwarded request an absolute `http://` URL,
+//! and the authority goes through [`Authority::parse`] (no userinfo, no odd IPv4 forms).
+//! A forwarded request reaches the upstream with the normalised authority in its URL and
+//! `Host`, and without hop-by-hop headers. Message framing is judged on the raw bytes
+//! beforehand ([`super::sniff`], [`super::framing`]).
 
 use http::header::{CONNECTION, HOST, HeaderMap, HeaderName};
 use http::{Method, Request, Uri};
@@ -14,7 +17,6 @@ use super::respond::ProxyError;
 /// The destination of a proxy request, validated and normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Target {
-    /// The destination host.
     pub(crate) host: Host,
     /// The destination port (explicit, or 80 for `http://` URLs).
     pub(crate) port: u16,
@@ -131,7 +133,6 @@ pub(crate) fn rewrite_for_upstream<B>(
     Ok(())
 }
 
-/// True for CONNECT.
 pub(crate) fn is_connect<B>(request: &Request<B>) -> bool {
     request.method() == Method::CONNECT
 }

@@ -27,7 +27,6 @@ pub(crate) enum ProxyError {
     /// The request head is longer than the limit.
     #[error("request head too large")]
     HeadTooLarge,
-    /// Policy refused it.
     #[error("{0}")]
     Denied(Denial),
     /// The host name did not resolve.
@@ -38,12 +37,7 @@ pub(crate) enum ProxyError {
     Connect,
     /// Resolving and connecting took longer than the connect timeout.
     #[error("timed out connecting to {host}:{port}")]
-    Timeout {
-        /// The requested host.
-        host: Host,
-        /// The requested port.
-        port: u16,
-    },
+    Timeout { host: Host, port: u16 },
     /// The upstream failed after the connection was made.
     #[error("upstream request failed")]
     Upstream,
