@@ -10,20 +10,19 @@ use std::io::{self, IsTerminal};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, pthread_sigmask};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{Pid, tcsetpgrp};
+use rustix::process::{Pid, Signal, WaitOptions, getpgrp, kill_process_group, wait};
+use rustix::termios::{tcgetpgrp, tcsetpgrp};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Signals passed on to the agent's process group.
 const FORWARDED: [(SignalKind, Signal); 7] = [
-    (SignalKind::terminate(), Signal::SIGTERM),
-    (SignalKind::interrupt(), Signal::SIGINT),
-    (SignalKind::hangup(), Signal::SIGHUP),
-    (SignalKind::quit(), Signal::SIGQUIT),
-    (SignalKind::user_defined1(), Signal::SIGUSR1),
-    (SignalKind::user_defined2(), Signal::SIGUSR2),
-    (SignalKind::window_change(), Signal::SIGWINCH),
+    (SignalKind::terminate(), Signal::TERM),
+    (SignalKind::interrupt(), Signal::INT),
+    (SignalKind::hangup(), Signal::HUP),
+    (SignalKind::quit(), Signal::QUIT),
+    (SignalKind::user_defined1(), Signal::USR1),
+    (SignalKind::user_defined2(), Signal::USR2),
+    (SignalKind::window_change(), Signal::WINCH),
 ];
 
 /// Why the agent could not be started (docker's conventions for the exit code).
@@ -79,7 +78,7 @@ pub(crate) async fn supervise(command: &[OsString]) -> Result<u8, InitError> {
                 _ => InitError::CannotExecute { command, source },
             }
         })?;
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let pid = Pid::from_child(&child);
     if interactive {
         hand_terminal_to(pid);
     }
@@ -97,7 +96,7 @@ pub(crate) async fn supervise(command: &[OsString]) -> Result<u8, InitError> {
             }
         };
         if let Some(sig) = received {
-            let _ = killpg(pid, sig);
+            let _ = kill_process_group(pid, sig);
         }
     }
 }
@@ -105,29 +104,35 @@ pub(crate) async fn supervise(command: &[OsString]) -> Result<u8, InitError> {
 /// Reaps every exited child; returns the agent's exit code once it has exited.
 fn reap(agent: Pid) -> Option<u8> {
     let mut agent_code = None;
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == agent => {
-                agent_code = Some(u8::try_from(code).unwrap_or(1));
-            }
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == agent => {
-                agent_code = Some(128u8.saturating_add(sig as u8));
-            }
-            Ok(WaitStatus::StillAlive) | Err(_) => return agent_code,
-            Ok(_) => {}
+    // Any child: orphans re-parented to PID 1 are reaped too.
+    while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
+        if pid != agent {
+            continue;
+        }
+        if let Some(code) = status.exit_status() {
+            agent_code = Some(u8::try_from(code).unwrap_or(1));
+        } else if let Some(signal) = status.terminating_signal() {
+            agent_code = Some(128u8.saturating_add(u8::try_from(signal).unwrap_or(u8::MAX)));
         }
     }
+    agent_code
 }
 
 /// Makes the agent's group the terminal's foreground group and wakes it in case it was
 /// stopped for reading the terminal before that.
+///
+/// Only the foreground group may do so without being stopped by SIGTTOU. The relay is
+/// that group as the PID 1 of a container with a terminal; anywhere else (a background
+/// job in a shell) the terminal is left as it is.
 fn hand_terminal_to(agent: Pid) {
-    // A background process changing the foreground group gets SIGTTOU unless blocked.
-    let mut ttou = SigSet::empty();
-    ttou.add(Signal::SIGTTOU);
-    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None);
-    if let Err(err) = tcsetpgrp(io::stdin(), agent) {
-        tracing::debug!(error = %err, "cannot hand the terminal to the agent");
+    let stdin = io::stdin();
+    match tcgetpgrp(&stdin) {
+        Ok(foreground) if foreground == getpgrp() => {
+            if let Err(err) = tcsetpgrp(&stdin, agent) {
+                tracing::debug!(error = %err, "cannot hand the terminal to the agent");
+            }
+        }
+        _ => tracing::debug!("not the terminal's foreground group: the terminal stays as it is"),
     }
-    let _ = killpg(agent, Signal::SIGCONT);
+    let _ = kill_process_group(agent, Signal::CONT);
 }

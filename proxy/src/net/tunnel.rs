@@ -16,8 +16,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use nix::fcntl::{OFlag, SpliceFFlags, splice};
-use nix::unistd::pipe2;
+use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
@@ -225,14 +224,14 @@ struct SplicePipe {
 
 impl SplicePipe {
     fn new() -> io::Result<SplicePipe> {
-        let (read, write) = pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        let (read, write) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
         Ok(SplicePipe { read, write })
     }
 
     /// Moves up to one chunk from `from` into the pipe, then all of it out to `to`.
     /// The pipe is empty before and after, so the read side never blocks on it.
     async fn splice_burst<F: Socket, T: Socket>(&self, from: &F, to: &T) -> io::Result<usize> {
-        let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+        let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
         let read = from.try_io(Interest::READABLE, || {
             Ok(splice(from.as_fd(), None, &self.write, None, CHUNK, flags)?)
         })?;

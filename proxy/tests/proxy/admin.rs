@@ -1,6 +1,6 @@
 //! The management listener and the subcommands that read it, against the real binary.
 
-use nix::sys::signal::Signal;
+use rustix::process::Signal;
 use sandbox_policy::protocol::DeniedReport;
 
 use crate::cli::{Running, Scratch, curl, run};
@@ -92,14 +92,14 @@ async fn sighup_reloads_and_a_bad_file_is_reported_by_readyz() {
     assert_eq!(status().await, "403");
 
     std::fs::write(&allowlist, format!("web.test:{port}\n")).unwrap();
-    send_signal(&proxy.child, Signal::SIGHUP);
+    send_signal(&proxy.child, Signal::HUP);
     eventually("reload takes effect", || async {
         (status().await == "200").then_some(())
     })
     .await;
 
     std::fs::write(&allowlist, "web.test:0\n").unwrap();
-    send_signal(&proxy.child, Signal::SIGHUP);
+    send_signal(&proxy.child, Signal::HUP);
     let ready = eventually("the failed reload is reported", || async {
         let (_, ready) = admin_get(&proxy, "/readyz").await;
         let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use rustix::process::Signal;
 
 use crate::support::{HttpUpstream, send_signal, wait_exit};
 use crate::tls::tls_upstream;
@@ -238,7 +238,7 @@ fn sigterm_stops_the_server_cleanly() {
     let scratch = Scratch::new("sigterm");
     let allowlist = scratch.file("allow.txt", "a.test\n");
     let mut proxy = Running::start(&allowlist, &[]);
-    send_signal(&proxy.child, Signal::SIGTERM);
+    send_signal(&proxy.child, Signal::TERM);
     let status = wait_exit(&mut proxy.child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
 }

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
+use rustix::process::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
@@ -104,7 +104,7 @@ fn signals_are_forwarded_and_orphans_reaped() {
     )
     .unwrap();
     assert_eq!(armed.trim(), "armed");
-    send_signal(&child, Signal::SIGTERM);
+    send_signal(&child, Signal::TERM);
     let status = wait_exit(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(42));
 }

@@ -317,9 +317,8 @@ pub async fn connect(proxy: SocketAddr, target: &str) -> (TcpStream, String) {
 }
 
 /// Sends `signal` to a child process.
-pub fn send_signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, signal).unwrap();
+pub fn send_signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_child(child), signal).unwrap();
 }
 
 /// Waits up to `within` for a child to exit.
