@@ -1,6 +1,6 @@
 //! Validated configuration, built from the raw command line.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -79,10 +79,9 @@ impl TryFrom<ServeArgs> for ServeConfig {
 
     fn try_from(args: ServeArgs) -> Result<Self, ConfigError> {
         let policy = PolicyConfig::try_from(&args.policy)?;
-        let mut listen = args.listen;
-        let count = listen.len();
-        listen.dedup();
-        if listen.len() != count {
+        let listen = args.listen;
+        let mut seen = HashSet::new();
+        if !listen.iter().all(|address| seen.insert(address)) {
             return Err(ConfigError::BadListen("the same address is given twice"));
         }
         if let Some(admin) = args.admin.0
@@ -201,6 +200,32 @@ mod tests {
                     "[::1]:0",
                 ],
                 true,
+            ),
+            (
+                &[
+                    "sandbox-proxy",
+                    "--allowlist",
+                    "a",
+                    "--listen",
+                    "unix:/tmp/p.sock",
+                    "--listen",
+                    "[::1]:0",
+                    "--listen",
+                    "unix:/tmp/p.sock",
+                ],
+                false,
+            ),
+            (
+                &[
+                    "sandbox-proxy",
+                    "--allowlist",
+                    "a",
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--listen",
+                    "127.0.0.1:1",
+                ],
+                false,
             ),
             (
                 &[
