@@ -3,8 +3,9 @@
 use rustix::process::Signal;
 use sandbox_policy::protocol::DeniedReport;
 
-use crate::cli::{Running, Scratch, curl, run};
-use crate::support::{HttpUpstream, eventually, send_signal};
+use crate::support::proxy::Running;
+use crate::support::upstream::HttpUpstream;
+use crate::support::{Scratch, curl, eventually, free_port, run, send_signal};
 
 async fn admin_get(proxy: &Running, path: &str) -> (String, String) {
     let url = format!("http://{}{path}", proxy.admin);
@@ -15,7 +16,7 @@ async fn admin_get(proxy: &Running, path: &str) -> (String, String) {
 #[tokio::test]
 async fn health_readiness_metrics_and_denied_report_the_truth() {
     let upstream = HttpUpstream::start().await;
-    let scratch = Scratch::new("admin");
+    let scratch = Scratch::new();
     let allowlist = scratch.file("allow.txt", &format!("web.test:{}\n", upstream.port()));
     let proxy = Running::start(&allowlist, &["--resolve", "web.test=127.0.0.1"]);
     let via = format!("http://{}", proxy.address);
@@ -69,12 +70,8 @@ async fn health_readiness_metrics_and_denied_report_the_truth() {
 
 #[test]
 fn healthcheck_fails_when_nothing_answers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (code, _, stderr) = run(&["healthcheck", "--admin", &format!("127.0.0.1:{port}")]);
+    let admin = format!("127.0.0.1:{}", free_port());
+    let (code, _, stderr) = run(&["healthcheck", "--admin", &admin]);
     assert_eq!(code, 1, "{stderr}");
 }
 
@@ -82,7 +79,7 @@ fn healthcheck_fails_when_nothing_answers() {
 async fn sighup_reloads_and_a_bad_file_is_reported_by_readyz() {
     let upstream = HttpUpstream::start().await;
     let port = upstream.port();
-    let scratch = Scratch::new("sighup");
+    let scratch = Scratch::new();
     let allowlist = scratch.file("allow.txt", "other.test\n");
     let proxy = Running::start(&allowlist, &["--resolve", "web.test=127.0.0.1"]);
     let via = format!("http://{}", proxy.address);

@@ -1,27 +1,17 @@
 //! `sandbox-proxy relay`: the agent container's init and proxy relay, run for real.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use rustix::process::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
-use crate::cli::{BIN, Scratch, run};
-use crate::support::{send_signal, wait_exit};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{BIN, Scratch, free_port, run, send_signal, wait_exit};
 
 #[tokio::test]
 async fn relays_a_loopback_port_to_the_unix_socket_while_the_command_runs() {
-    let scratch = Scratch::new("relay");
-    let socket = scratch.0.join("proxy.sock");
+    let scratch = Scratch::new();
+    let socket = scratch.path().join("proxy.sock");
     let listener = UnixListener::bind(&socket).unwrap();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
@@ -105,6 +95,6 @@ fn signals_are_forwarded_and_orphans_reaped() {
     .unwrap();
     assert_eq!(armed.trim(), "armed");
     send_signal(&child, Signal::TERM);
-    let status = wait_exit(&mut child, Duration::from_secs(5));
+    let status = wait_exit(&mut child);
     assert_eq!(status.code(), Some(42));
 }
