@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use sandbox_proxy::Limits;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::support::eventually;
-use crate::support::http::{closes_within, connect, raw, status};
+use crate::support::http::{closes_within, connect, echo_roundtrip, raw, status};
 use crate::support::proxy::ProxySpec;
 use crate::support::upstream::Echo;
 
@@ -85,11 +85,27 @@ async fn idle_tunnels_are_closed_after_the_idle_timeout() {
         .await;
     let (mut stream, head) = connect(proxy.addr, &format!("echo.test:{port}")).await;
     assert_eq!(status(&head), 200);
-    stream.write_all(b"ping").await.unwrap();
-    let mut back = [0u8; 4];
-    stream.read_exact(&mut back).await.unwrap();
+    // Traffic keeps the tunnel open well past the idle timeout...
+    let idle = limits().idle_timeout;
+    let active_until = tokio::time::Instant::now() + idle * 3;
+    loop {
+        assert!(
+            echo_roundtrip(&mut stream).await,
+            "a tunnel in use was closed"
+        );
+        if tokio::time::Instant::now() >= active_until {
+            break;
+        }
+        tokio::time::sleep(idle / 4).await;
+    }
+    // ...half the timeout in silence leaves it open...
+    assert!(
+        !closes_within(&mut stream, idle / 2).await,
+        "closed before the idle timeout"
+    );
+    // ...and the rest of it closes it.
     assert!(
         closes_within(&mut stream, Duration::from_secs(5)).await,
-        "tunnel still open"
+        "idle tunnel still open"
     );
 }
