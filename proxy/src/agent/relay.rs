@@ -12,18 +12,12 @@ use sandbox_policy::protocol::ListenAddr;
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 use super::init::{self, InitError};
+use crate::net::listen::accept_retrying;
 
 /// Accepts on `listener` forever, forwarding every connection to `target`.
 pub(crate) async fn forward(listener: TcpListener, target: ListenAddr) {
     loop {
-        let client = match listener.accept().await {
-            Ok((client, _)) => client,
-            Err(err) => {
-                tracing::warn!(error = %err, "relay accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (client, _) = accept_retrying("relay", || listener.accept()).await;
         let target = target.clone();
         tokio::spawn(async move {
             if let Err(err) = carry(client, &target).await {

@@ -4,6 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::time::Duration;
 
 use sandbox_policy::protocol::ListenAddr;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -21,6 +22,25 @@ pub enum Listener {
 pub(crate) enum Accepted {
     Tcp(TcpStream, SocketAddr),
     Unix(UnixStream),
+}
+
+/// Calls `accept` until it succeeds. An error (typically EMFILE: out of descriptors) is
+/// logged and retried after a pause that doubles up to 1 s; a listener never gives up.
+pub(crate) async fn accept_retrying<T, Fut>(listener: &str, mut accept: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = io::Result<T>>,
+{
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        match accept().await {
+            Ok(accepted) => return accepted,
+            Err(err) => {
+                tracing::warn!(error = %err, listener, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
 }
 
 impl Listener {

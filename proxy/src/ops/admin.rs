@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::live::PolicyStore;
 use crate::live::reload::ReloadStatus;
+use crate::net::listen::accept_retrying;
 use crate::ops::telemetry::Telemetry;
 
 /// What the management endpoints report on.
@@ -38,16 +39,9 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     loop {
-        let stream = tokio::select! {
+        let (stream, _) = tokio::select! {
             () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    tracing::warn!(error = %err, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept_retrying("management", || listener.accept()) => accepted,
         };
         let state = state.clone();
         tokio::spawn(async move {

@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::live::PolicyStore;
 use crate::net::dial::Dialer;
-use crate::net::listen::{Accepted, Listener};
+use crate::net::listen::{Accepted, Listener, accept_retrying};
 use crate::net::tunnel::Socket;
 use crate::ops::telemetry::{LimitHit, Telemetry};
 
@@ -142,24 +142,10 @@ impl Server {
 }
 
 async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
-    let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let accepted = match accepted {
-            Ok(accepted) => {
-                backoff = Duration::from_millis(5);
-                accepted
-            }
-            Err(err) => {
-                // Typically EMFILE: wait for descriptors to free up, never give up.
-                tracing::warn!(error = %err, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
+            accepted = accept_retrying("proxy", || listener.accept()) => accepted,
         };
         let permit = shared.connections.clone().try_acquire_owned().ok();
         let task_shared = shared.clone();
