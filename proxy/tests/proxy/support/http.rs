@@ -195,24 +195,14 @@ fn no_body(head: &str) -> bool {
 async fn chunked_end<S: AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> Option<usize> {
     let mut at = 0;
     loop {
-        let line_end = loop {
-            if let Some(end) = find(&buffer[at..], b"\r\n") {
-                break at + end;
-            }
-            fill(stream, buffer).await?;
-        };
-        let size_text = String::from_utf8_lossy(&buffer[at..line_end]).to_string();
+        let size_end = line_end(stream, buffer, at).await?;
+        let size_text = String::from_utf8_lossy(&buffer[at..size_end]).to_string();
         let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        at = line_end + 2;
+        at = size_end + 2;
         if size == 0 {
             // Trailer lines, then an empty line.
             loop {
-                let end = loop {
-                    if let Some(end) = find(&buffer[at..], b"\r\n") {
-                        break at + end;
-                    }
-                    fill(stream, buffer).await?;
-                };
+                let end = line_end(stream, buffer, at).await?;
                 let empty = end == at;
                 at = end + 2;
                 if empty {
@@ -224,6 +214,20 @@ async fn chunked_end<S: AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>)
             fill(stream, buffer).await?;
         }
         at += size + 2;
+    }
+}
+
+/// Where the line starting at `from` ends (its CR), reading more as needed.
+async fn line_end<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+    from: usize,
+) -> Option<usize> {
+    loop {
+        if let Some(end) = find(&buffer[from..], b"\r\n") {
+            return Some(from + end);
+        }
+        fill(stream, buffer).await?;
     }
 }
 
