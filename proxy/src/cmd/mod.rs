@@ -20,6 +20,7 @@ use config::ServeConfig;
 use sandbox_policy::report;
 
 pub use exit::Exit;
+
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
