@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = match agent_sandbox::cli::parse(std::env::args_os()) {
+    let cli = match agent_sandbox::options::cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             return ExitStatus::LAUNCHER_FAILED.into();
         }
     };
-    let status = match runtime.block_on(agent_sandbox::launch::main(cli)) {
+    let status = match runtime.block_on(agent_sandbox::cmd::main(cli)) {
         Ok(status) => status,
         Err(error) => {
             notice(&chain(&error));

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use agent_sandbox::docker::{DockerError, Engine};
-use agent_sandbox::images::{self, ImageError, ImageSpec, ImageState};
+use agent_sandbox::engine::{DockerError, Engine};
+use agent_sandbox::sandbox::images::{self, ImageError, ImageSpec, ImageState};
 use agent_sandbox_e2e::{debian_image, docker, docker_ok, require_docker};
 
 /// A tiny Dockerfile with two stages, built FROM the Debian test image.

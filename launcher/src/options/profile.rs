@@ -15,7 +15,7 @@ pub const BUILTIN_AGENTS: &[&str] = &["pi"];
 /// The embedded TOML of a built-in profile.
 fn builtin_source(name: &str) -> Option<&'static str> {
     match name {
-        "pi" => Some(include_str!("../profiles/pi.toml")),
+        "pi" => Some(include_str!("../../profiles/pi.toml")),
         _ => None,
     }
 }

@@ -4,14 +4,14 @@
 
 use std::io::Write as _;
 
-use crate::cli::SandboxArgs;
-use crate::config::{AgentImage, Host, SandboxConfig};
-use crate::docker::Engine;
+use crate::engine::Engine;
 use crate::exit::ExitStatus;
-use crate::images;
-use crate::profile::Profile;
+use crate::options::cli::SandboxArgs;
+use crate::options::profile::Profile;
 use crate::report::chain;
 use crate::sandbox::Isolation;
+use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
+use crate::sandbox::images;
 
 /// Checks everything and prints a report on stdout; the status is 0 when a run would
 /// start, 125 otherwise.

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::images::Lang;
-use crate::limits::{CpuLimit, MemoryLimit, PidsLimit};
-use crate::profile::BUILTIN_AGENTS;
+use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
+use crate::options::profile::BUILTIN_AGENTS;
 use crate::sandbox::Isolation;
+use crate::sandbox::images::Lang;
 
 /// The name of the launcher's own executable; any other name that is a built-in agent's
 /// (a symlink `pi -> agent-sandbox`) means `agent-sandbox run <that agent>`.

@@ -10,7 +10,7 @@ use futures_util::StreamExt as _;
 use tokio::io::{AsyncWriteExt as _, stderr, stdout};
 use tokio::sync::mpsc;
 
-use crate::docker::{Attached, DockerError, Output};
+use crate::engine::{Attached, DockerError, Output};
 
 /// Size of one stdin read.
 const CHUNK: usize = 16 * 1024;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rustix::termios::{OptionalActions, Termios, tcgetattr, tcgetwinsize, tcsetattr};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::docker::{DockerError, Engine};
+use crate::engine::{DockerError, Engine};
 
 /// The settings to restore, kept where the panic hook can reach them.
 static SAVED: Mutex<Option<Termios>> = Mutex::new(None);

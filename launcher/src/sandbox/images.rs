@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::docker::{DockerError, Engine};
-use crate::labels::{INPUTS_HASH, MANAGED_BY, MANAGED_BY_VALUE};
+use crate::engine::{DockerError, Engine};
+use crate::sandbox::labels::{INPUTS_HASH, MANAGED_BY, MANAGED_BY_VALUE};
 
 /// The agent image's Dockerfile.
-const AGENT_DOCKERFILE: &str = include_str!("../../images/agent/Dockerfile");
+const AGENT_DOCKERFILE: &str = include_str!("../../../images/agent/Dockerfile");
 /// The agent image's entrypoint, baked into the image.
-const AGENT_ENTRYPOINT: &str = include_str!("../../images/agent/entrypoint.sh");
+const AGENT_ENTRYPOINT: &str = include_str!("../../../images/agent/entrypoint.sh");
 /// The browser hand-off shim (xdg-open and friends).
-const AGENT_BROWSER_SHIM: &str = include_str!("../../images/agent/browser-open.sh");
+const AGENT_BROWSER_SHIM: &str = include_str!("../../../images/agent/browser-open.sh");
 /// The repository of the built agent images; the variant is the tag.
 const AGENT_REPOSITORY: &str = "agent-sandbox/agent";
 /// The agent image's default base: the Node.js devcontainer image (Node 24, Debian trixie).

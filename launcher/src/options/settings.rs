@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::SandboxArgs;
-use crate::images::Lang;
-use crate::limits::{CpuLimit, MemoryLimit, PidsLimit};
-use crate::profile::Profile;
+use crate::options::cli::SandboxArgs;
+use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
+use crate::options::profile::Profile;
 use crate::sandbox::Isolation;
+use crate::sandbox::images::Lang;
 
 /// Why the settings file could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -12,8 +12,8 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::labels::Owner;
 use crate::report::notice;
+use crate::sandbox::labels::Owner;
 
 /// Where the channel directory is mounted in the container.
 pub const CONTAINER_DIR: &str = "/run/agent-sandbox/browser";
@@ -293,7 +293,7 @@ mod tests {
     #[tokio::test]
     async fn lines_appended_to_the_channel_reach_the_opener_and_bad_ones_do_not() {
         let parent = std::env::temp_dir();
-        let owner = crate::liveness::current_owner();
+        let owner = crate::sandbox::liveness::current_owner();
         let channel =
             Channel::create(&parent, &format!("test-{}", std::process::id()), &owner).unwrap();
         let mode = std::fs::metadata(channel.dir())

@@ -5,7 +5,7 @@
 use rustix::io::Errno;
 use rustix::process::{Pid, test_kill_process};
 
-use crate::labels::Owner;
+use crate::sandbox::labels::Owner;
 
 /// This process, as [`Owner`] labels record it.
 pub fn current_owner() -> Owner {

@@ -24,7 +24,9 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
-use crate::context::{self, ContextError, Endpoint};
+pub mod context;
+
+use context::{ContextError, Endpoint};
 
 /// HTTP status the engine answers when the object does not exist.
 const NOT_FOUND: u16 = 404;

@@ -1,24 +1,27 @@
 //! The launcher's commands end to end: `run` and `shell` (settings, profile, checks,
 //! images, sandbox, relay, exit status, teardown on every path), `build` and `gc`.
 
+mod doctor;
+
 use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::browser::{self, Channel, Follower};
-use crate::cli::{BuildArgs, Cli, Command, SandboxArgs};
-use crate::config::{AgentImage, ConfigError, Host, SandboxConfig};
-use crate::docker::{DockerError, Engine};
+use crate::engine::{DockerError, Engine};
 use crate::exit::ExitStatus;
-use crate::images::{self, DEFAULT_BASE_IMAGE, ImageError, ImageSpec, ImageState, Lang};
-use crate::labels::{Owner, Session};
-use crate::liveness;
-use crate::profile::{Missing, Profile, ProfileError, ResolvedMount};
+use crate::options::cli::{BuildArgs, Cli, Command, SandboxArgs};
+use crate::options::profile::{Missing, Profile, ProfileError, ResolvedMount};
+use crate::options::settings::{Settings, SettingsError};
 use crate::report::{chain, notice};
+use crate::sandbox::config::{AgentImage, ConfigError, Host, SandboxConfig};
+use crate::sandbox::images::{self, DEFAULT_BASE_IMAGE, ImageError, ImageSpec, ImageState, Lang};
+use crate::sandbox::labels::{Owner, Session};
+use crate::sandbox::liveness;
+use crate::sandbox::teardown;
 use crate::sandbox::{AgentNetwork, Isolation, Sandbox, SandboxError};
-use crate::settings::{Settings, SettingsError};
+use crate::terminal::browser::{self, Channel, Follower};
+use crate::terminal::stdio;
 use crate::terminal::{self, RawMode};
-use crate::{doctor, stdio, teardown};
 
 /// The key sequence that detaches from the container: docker's default (Ctrl-P Ctrl-Q)
 /// would swallow every Ctrl-P, which agents use (pi cycles models with it).

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
 
-use crate::docker::{DockerError, Engine, Kind, Labelled};
-use crate::labels::{self, Owner, SESSION};
+use crate::engine::{DockerError, Engine, Kind, Labelled};
+use crate::sandbox::labels::{self, Owner, SESSION};
 
 /// Something a run created, to be removed at its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +157,7 @@ pub fn remove_on_panic(session: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labels::Session;
+    use crate::sandbox::labels::Session;
 
     fn object(session: &Session, role: &str) -> Labelled {
         Labelled {

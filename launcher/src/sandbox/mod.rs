@@ -9,6 +9,13 @@
 //! populated from the sidecar image) listens on 127.0.0.1:8888 and forwards to it. No
 //! DNS, no other container and no host service is reachable from the agent.
 
+pub mod config;
+pub mod denied;
+pub mod images;
+pub mod labels;
+pub mod liveness;
+pub mod teardown;
+
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -16,11 +23,11 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use futures_util::StreamExt as _;
 
-use crate::config::{ProxyConfig, SandboxConfig};
-use crate::docker::{DockerError, Engine, ImageCommand, Output};
-use crate::labels::Session;
-use crate::profile::Missing;
-use crate::teardown::{self, Resource};
+use crate::engine::{DockerError, Engine, ImageCommand, Output};
+use crate::options::profile::Missing;
+use crate::sandbox::config::{ProxyConfig, SandboxConfig};
+use crate::sandbox::labels::Session;
+use teardown::Resource;
 
 /// Where the proxy's unix socket directory is mounted, in both containers.
 const RUN_DIR: &str = "/run/sandbox";
@@ -336,10 +343,13 @@ impl<'a> Sandbox<'a> {
     /// # Errors
     ///
     /// The engine fails to run the query in the sidecar.
-    pub async fn denied(&self, proxy: &Proxy) -> Result<crate::denied::Denied, DockerError> {
+    pub async fn denied(
+        &self,
+        proxy: &Proxy,
+    ) -> Result<crate::sandbox::denied::Denied, DockerError> {
         let command = [PROXY_BINARY, "denied", "--admin", ADMIN_ADDRESS].map(str::to_owned);
         let output = self.engine.exec(&proxy.container, &command).await?;
-        Ok(crate::denied::Denied::parse(&output.stdout))
+        Ok(crate::sandbox::denied::Denied::parse(&output.stdout))
     }
 
     /// Passes `signal` (a name such as `SIGTERM`) on to the agent container, if it exists.
@@ -510,9 +520,9 @@ pub fn agent_container_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::SandboxArgs;
-    use crate::config::Host;
-    use crate::profile::Profile;
+    use crate::options::cli::SandboxArgs;
+    use crate::options::profile::Profile;
+    use crate::sandbox::config::Host;
 
     fn config(args: SandboxArgs) -> SandboxConfig {
         let profile = Profile::lookup("pi", &Default::default()).unwrap();

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::SandboxArgs;
-use crate::images::{DEFAULT_BASE_IMAGE, ImageSpec, Lang};
-use crate::labels;
-use crate::limits::{CpuLimit, MemoryLimit, PidsLimit};
-use crate::profile::{Profile, ResolvedMount};
+use crate::options::cli::SandboxArgs;
+use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
+use crate::options::profile::{Profile, ResolvedMount};
 use crate::sandbox::Isolation;
+use crate::sandbox::images::{DEFAULT_BASE_IMAGE, ImageSpec, Lang};
+use crate::sandbox::labels;
 
 /// The allowlist used when none is given (the old wrapper's location).
 const DEFAULT_ALLOWLIST: &str = "~/.agents/proxy_allowed_domains.txt";

@@ -1,0 +1,7 @@
+//! The user's side of a run: the terminal, the standard streams, the browser.
+
+pub mod browser;
+pub mod stdio;
+mod tty;
+
+pub use tty::*;
