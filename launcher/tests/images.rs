@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use agent_sandbox::engine::{DockerError, Engine};
-use agent_sandbox::sandbox::images::{self, ImageError, ImageSpec, ImageState};
+use agent_sandbox::images::{self, ImageError, ImageSpec, ImageState};
+use agent_sandbox::{Engine, EngineError};
 use agent_sandbox_e2e::{debian_image, docker, docker_ok, require_docker};
 
 /// A tiny Dockerfile with two stages, built FROM the Debian test image.
@@ -92,9 +92,9 @@ async fn a_failing_build_reports_the_engine_message_and_the_output() {
     let error = images::ensure(&engine, &spec(&tag, "failing", "x\n"), false)
         .await
         .unwrap_err();
-    let text = agent_sandbox::report::chain(&error);
+    let text = agent_sandbox::chain(&error);
     assert!(
-        matches!(error, ImageError::Docker(DockerError::BuildFailed { .. })),
+        matches!(error, ImageError::Engine(EngineError::BuildFailed { .. })),
         "{text}"
     );
     // The engine's message and the output of the failing step.

@@ -22,7 +22,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use agent_sandbox::exit::ExitStatus;
+use agent_sandbox::ExitStatus;
 use agent_sandbox_e2e::{
     Scope, TEST_ID_LABEL, Upstream, debian_image, docker_ok, proxy_image, require_docker,
 };

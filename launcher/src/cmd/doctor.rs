@@ -6,16 +6,16 @@ use std::io::Write as _;
 
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
-use crate::options::cli::SandboxArgs;
+use crate::options::Isolation;
+use crate::options::Options;
 use crate::options::profile::Profile;
 use crate::report::chain;
-use crate::sandbox::Isolation;
 use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
 use crate::sandbox::images;
 
 /// Checks everything and prints a report on stdout; the status is 0 when a run would
 /// start, 125 otherwise.
-pub async fn run(args: &SandboxArgs) -> ExitStatus {
+pub(crate) async fn run(args: &Options) -> ExitStatus {
     let mut lines = Vec::new();
     let ok = check(args, &mut lines).await;
     let mut stdout = std::io::stdout().lock();
@@ -29,11 +29,11 @@ pub async fn run(args: &SandboxArgs) -> ExitStatus {
     }
 }
 
-async fn check(args: &SandboxArgs, lines: &mut Vec<(bool, String)>) -> bool {
+async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
     let config = Host::current().map_err(|e| chain(&e)).and_then(|host| {
         let profile = Profile::lookup("pi", &Default::default()).map_err(|e| chain(&e))?;
         SandboxConfig::new(
-            &SandboxArgs {
+            &Options {
                 force: true,
                 ..args.clone()
             },

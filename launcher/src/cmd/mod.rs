@@ -1,35 +1,66 @@
-//! The launcher's commands end to end: `run` and `shell` (settings, profile, checks,
-//! images, sandbox, relay, exit status, teardown on every path), `build` and `gc`.
+//! The launcher's commands: [`run`] parses the command line and dispatches to `run` and
+//! `shell` ([`run`](mod@run): one sandboxed command), `build`, `gc` and `doctor`; every
+//! failure of the launcher itself ends in one reported error chain and docker's 125.
 
+mod build;
 mod doctor;
+mod run;
+mod signals;
 
-use std::time::Duration;
+use std::ffi::OsString;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
-
-use crate::engine::{DockerError, Engine};
+use crate::engine::{Engine, EngineError};
 use crate::exit::ExitStatus;
-use crate::options::cli::{BuildArgs, Cli, Command, SandboxArgs};
-use crate::options::profile::{Missing, Profile, ProfileError, ResolvedMount};
+use crate::options::cli::{self, Cli, Command};
+use crate::options::profile::{Profile, ProfileError};
 use crate::options::settings::{Settings, SettingsError};
 use crate::report::{chain, notice};
-use crate::sandbox::config::{AgentImage, ConfigError, Host, SandboxConfig};
-use crate::sandbox::images::{self, DEFAULT_BASE_IMAGE, ImageError, ImageSpec, ImageState, Lang};
-use crate::sandbox::labels::{Owner, Session};
-use crate::sandbox::liveness;
-use crate::sandbox::teardown;
-use crate::sandbox::{AgentNetwork, Isolation, Sandbox, SandboxError};
-use crate::terminal::browser::{self, Channel, Follower};
-use crate::terminal::stdio;
-use crate::terminal::{self, RawMode};
+use crate::sandbox::config::ConfigError;
+use crate::sandbox::images::ImageError;
+use crate::sandbox::{SandboxError, liveness, teardown};
+use crate::terminal::browser::{self, Channel};
 
-/// The key sequence that detaches from the container: docker's default (Ctrl-P Ctrl-Q)
-/// would swallow every Ctrl-P, which agents use (pi cycles models with it).
-const DETACH_KEYS: &str = "ctrl-],ctrl-^";
+/// Runs the launcher with `argv` (`argv[0]` included) and returns the status to exit
+/// with: the agent's own, or the launcher's (see [`ExitStatus`]). Errors are reported on
+/// standard error.
+pub fn run<I, T>(argv: I) -> ExitStatus
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let cli = match cli::parse(argv) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return match error.use_stderr() {
+                true => ExitStatus::LAUNCHER_FAILED,
+                false => ExitStatus::SUCCESS,
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            notice(&format!("cannot start the async runtime: {error}"));
+            return ExitStatus::LAUNCHER_FAILED;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(status) => status,
+        Err(error) => {
+            notice(&chain(&error));
+            error.exit_status()
+        }
+    }
+}
 
 /// Why a command failed (the launcher's own failures, not the agent's).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The settings file is unusable.
     #[error(transparent)]
     Settings(#[from] SettingsError),
@@ -41,7 +72,7 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// The engine failed.
     #[error(transparent)]
-    Docker(#[from] DockerError),
+    Engine(#[from] EngineError),
     /// An image could not be built.
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -72,7 +103,7 @@ pub enum Error {
 impl Error {
     /// The exit status for this failure: docker's 125 for everything the launcher itself
     /// could not do (the agent's 126/127 come from the init or relay in the container).
-    pub fn exit_status(&self) -> ExitStatus {
+    fn exit_status(&self) -> ExitStatus {
         ExitStatus::LAUNCHER_FAILED
     }
 }
@@ -82,7 +113,7 @@ impl Error {
 /// # Errors
 ///
 /// The launcher's own failures; the agent's exit status is `Ok`.
-pub async fn main(cli: Cli) -> Result<ExitStatus, Error> {
+async fn dispatch(cli: Cli) -> Result<ExitStatus, Error> {
     let settings = match Settings::default_path() {
         Some(path) => Settings::load(&path)?,
         None => Settings::default(),
@@ -91,7 +122,7 @@ pub async fn main(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Run(run) => {
             let profile = Profile::lookup(&run.agent, &settings.agents)?;
             let command = profile.agent_command(&run.agent_args);
-            sandboxed(&settings.apply(&run.sandbox), &profile, command).await
+            run::sandboxed(&settings.merge(&run.sandbox), &profile, command).await
         }
         Command::Shell(shell) => {
             let profile = Profile::lookup(&shell.agent, &settings.agents)?;
@@ -100,9 +131,9 @@ pub async fn main(cli: Cli) -> Result<ExitStatus, Error> {
             } else {
                 shell.command
             };
-            sandboxed(&settings.apply(&shell.sandbox), &profile, command).await
+            run::sandboxed(&settings.merge(&shell.sandbox), &profile, command).await
         }
-        Command::Build(build) => build_images(&settings, &build).await,
+        Command::Build(build) => build::build_images(&settings, &build).await,
         Command::Gc => {
             let engine = Engine::connect().await?;
             let owner = liveness::current_owner();
@@ -114,274 +145,6 @@ pub async fn main(cli: Cli) -> Result<ExitStatus, Error> {
             ));
             Ok(ExitStatus::SUCCESS)
         }
-        Command::Doctor(args) => Ok(doctor::run(&settings.apply(&args)).await),
+        Command::Doctor(args) => Ok(doctor::run(&settings.merge(&args)).await),
     }
-}
-
-/// `build`: (re)builds the agent image variants asked for.
-async fn build_images(settings: &Settings, args: &BuildArgs) -> Result<ExitStatus, Error> {
-    let engine = Engine::connect().await?;
-    let langs = if args.all {
-        Lang::ALL.to_vec()
-    } else {
-        vec![args.lang.or(settings.lang).unwrap_or(Lang::Base)]
-    };
-    let base = args
-        .base_image
-        .clone()
-        .or_else(|| settings.base_image.clone());
-    for lang in langs {
-        let spec = ImageSpec::agent(lang, base.as_deref().unwrap_or(DEFAULT_BASE_IMAGE));
-        images::ensure(&engine, &spec, true).await?;
-        notice(&format!("built {}", spec.tag));
-    }
-    Ok(ExitStatus::SUCCESS)
-}
-
-/// How long the agent may take to exit after a signal is passed on to it.
-const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// A signal's description and its name as the engine takes it.
-fn signal_name(number: i32) -> (&'static str, &'static str) {
-    match number {
-        1 => ("hangup", "SIGHUP"),
-        2 => ("interrupted", "SIGINT"),
-        _ => ("terminated", "SIGTERM"),
-    }
-}
-
-/// The termination signals that end a run (and its sandbox) early.
-struct Terminations(Vec<(i32, Signal)>);
-
-impl Terminations {
-    fn listen() -> std::io::Result<Self> {
-        let kinds = [
-            (2, SignalKind::interrupt()),
-            (15, SignalKind::terminate()),
-            (1, SignalKind::hangup()),
-        ];
-        kinds
-            .into_iter()
-            .map(|(number, kind)| signal(kind).map(|stream| (number, stream)))
-            .collect::<std::io::Result<_>>()
-            .map(Self)
-    }
-
-    /// The number of the first termination signal received.
-    async fn recv(&mut self) -> i32 {
-        let waits = self.0.iter_mut().map(|(number, stream)| {
-            let number = *number;
-            Box::pin(async move {
-                stream.recv().await;
-                number
-            })
-        });
-        futures_util::future::select_all(waits).await.0
-    }
-}
-
-/// `run` and `shell`: one sandboxed command, its exit status, and teardown on every path.
-async fn sandboxed(
-    args: &SandboxArgs,
-    profile: &Profile,
-    command: Vec<String>,
-) -> Result<ExitStatus, Error> {
-    let host = Host::current()?;
-    let config = SandboxConfig::new(args, profile, command, &host, |name| {
-        std::env::var(name).ok()
-    })?;
-    let engine = Engine::connect().await?;
-    let owner = liveness::current_owner();
-    let session = Session::new(owner.clone(), config.extra_labels.clone());
-    teardown::remove_on_panic(session.id.clone());
-    terminal::restore_on_panic();
-    // Leftovers of earlier runs are removed while the images are checked.
-    let gc = collect_leftovers(&engine, &owner, &session.id);
-    let ((), images) = tokio::join!(gc, prepare_images(&engine, &config));
-    images?;
-    tracing::debug!(phase = "images ready");
-    let mut terminations = Terminations::listen().map_err(Error::Signals)?;
-    let browser =
-        Channel::create(&Channel::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
-    let config = with_browser_channel(config, &browser);
-    let mut urls = browser.follower().map_err(Error::Browser)?;
-    let sandbox = Sandbox::new(&engine, &session);
-    let outcome = supervise(
-        &sandbox,
-        run_in(&sandbox, &engine, &config),
-        &mut terminations,
-        &mut urls,
-    )
-    .await;
-    urls.read_lines(browser::open_in_browser);
-    tracing::debug!(phase = "run done");
-    let mut failures = sandbox.teardown().await;
-    match teardown::session_resources(&engine, &session.id).await {
-        Ok(left) => failures.extend(teardown::remove_all(&engine, left).await),
-        Err(error) => failures.push(error),
-    }
-    for failure in &failures {
-        notice(&format!("teardown: {}", chain(failure)));
-    }
-    outcome
-}
-
-/// Removes what earlier runs whose launcher is gone left behind (engine objects and
-/// browser channels); failures are logged, they do not stop this run.
-async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
-    browser::remove_stale(&Channel::default_parent(), liveness::is_running);
-    match teardown::gc(engine, &owner.host, Some(session), liveness::is_running).await {
-        Ok(removed) if !removed.is_empty() => {
-            tracing::info!(
-                sessions = removed.len(),
-                "removed leftovers of earlier runs"
-            );
-        }
-        Ok(_) => {}
-        Err(error) => {
-            tracing::warn!(error = %chain(&error), "cannot look for leftovers of earlier runs");
-        }
-    }
-}
-
-/// `config` with the browser hand-off channel mounted and announced to the image's shim.
-fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> SandboxConfig {
-    config.mounts.push(ResolvedMount {
-        source: channel.dir().to_owned(),
-        target: browser::CONTAINER_DIR.to_owned(),
-        read_only: false,
-        missing: Missing::Skip,
-    });
-    config.env.push(format!(
-        "{}={}/urls",
-        browser::ENV_VAR,
-        browser::CONTAINER_DIR
-    ));
-    config
-}
-
-/// Drives `run` to its end while opening the URLs the container hands over and handling
-/// signals. The first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
-/// while its output is still relayed (as `docker run` does); a second signal, the grace
-/// running out, or a signal before the agent exists ends the run at once.
-async fn supervise(
-    sandbox: &Sandbox<'_>,
-    run: impl Future<Output = Result<ExitStatus, Error>>,
-    terminations: &mut Terminations,
-    urls: &mut Follower,
-) -> Result<ExitStatus, Error> {
-    tokio::pin!(run);
-    let mut signalled: Option<i32> = None;
-    let grace = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            result = &mut run => return result,
-            () = urls.follow(browser::open_in_browser) => {}
-            number = terminations.recv() => {
-                let (name, engine_name) = signal_name(number);
-                if signalled.is_some() || !sandbox.has_agent() {
-                    notice(&format!("{name}: stopping the sandbox"));
-                    return Ok(ExitStatus::from_signal(number));
-                }
-                notice(&format!("{name}: passed on to the agent (again to stop at once)"));
-                signalled = Some(number);
-                sandbox.signal_agent(engine_name).await;
-                grace.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
-            }
-            () = &mut grace => {
-                notice("the agent did not stop in time: stopping the sandbox");
-                return Ok(ExitStatus::from_signal(signalled.unwrap_or(15)));
-            }
-        }
-    }
-}
-
-/// Builds the agent image when needed, and checks the proxy image is there.
-async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), Error> {
-    if let AgentImage::Built(spec) = &config.image
-        && images::ensure(engine, spec, config.rebuild).await? == ImageState::Built
-    {
-        notice(&format!("built {}", spec.tag));
-    }
-    if let Some(proxy) = &config.proxy
-        && engine.image_labels(&proxy.image).await?.is_none()
-    {
-        return Err(Error::NoProxyImage {
-            image: proxy.image.clone(),
-        });
-    }
-    Ok(())
-}
-
-/// Sets the sandbox up and runs the command; the caller tears it down.
-async fn run_in(
-    sandbox: &Sandbox<'_>,
-    engine: &Engine,
-    config: &SandboxConfig,
-) -> Result<ExitStatus, Error> {
-    let proxy = match &config.proxy {
-        Some(proxy) => {
-            if proxy.isolation == Isolation::InternalNetwork {
-                notice(
-                    "warning: --isolation internal-network lets the agent reach services listening on all \
-                     addresses of the host through the network's gateway",
-                );
-            }
-            Some(sandbox.create_proxy(proxy).await?)
-        }
-        None => {
-            notice(
-                "network egress is unrestricted (host network); use --proxy to restrict it to an allowlist",
-            );
-            None
-        }
-    };
-    let network = proxy
-        .as_ref()
-        .map_or(AgentNetwork::Host, |p| p.network.clone());
-    let tty = terminal::is_interactive();
-    // The agent container is created while the sidecar starts; it starts once the
-    // sidecar is ready.
-    let create_agent = async {
-        let image_command = engine.image_command(config.image.name()).await?;
-        let agent = sandbox.create_agent_container(config, &network, &image_command, tty);
-        Ok::<_, Error>(agent.await?)
-    };
-    let agent = match &proxy {
-        Some(proxy) => {
-            let (started, agent) = tokio::join!(sandbox.start_proxy(proxy), create_agent);
-            started?;
-            tracing::debug!(phase = "proxy ready");
-            agent?
-        }
-        None => create_agent.await?,
-    };
-    // Docker's order: attach before start (no output lost), wait after start.
-    let attached = engine.attach(&agent, DETACH_KEYS).await?;
-    tracing::debug!(phase = "agent created");
-    engine.start_container(&agent).await?;
-    tracing::debug!(phase = "agent started");
-    let exit = engine.wait_exit(&agent);
-    if tty {
-        let raw = RawMode::enable().map_err(Error::Terminal)?;
-        tokio::select! {
-            relayed = stdio::relay(attached) => relayed?,
-            () = terminal::follow_size(engine, &agent) => {}
-        }
-        drop(raw);
-    } else {
-        stdio::relay(attached).await?;
-    }
-    let code = exit.await?;
-    if let Some(proxy) = &proxy {
-        match sandbox.denied(proxy).await {
-            Ok(denied) => denied.summary().iter().for_each(|line| notice(line)),
-            Err(error) => notice(&format!(
-                "cannot read what the proxy blocked: {}",
-                chain(&error)
-            )),
-        }
-    }
-    Ok(ExitStatus::from_container_code(code))
 }

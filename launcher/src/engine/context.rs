@@ -10,11 +10,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// The engine address used when nothing else names one.
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub(crate) const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// Why the current context could not be resolved.
 #[derive(Debug, thiserror::Error)]
-pub enum ContextError {
+pub(crate) enum ContextError {
     /// The docker CLI configuration file exists but cannot be read or parsed.
     #[error("cannot read docker configuration {path}")]
     Config {
@@ -47,7 +47,7 @@ pub enum ContextError {
 
 /// Where the engine address came from (shown by `doctor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndpointSource {
+pub(crate) enum EndpointSource {
     /// The `DOCKER_HOST` variable.
     DockerHost,
     /// A docker context of this name.
@@ -58,11 +58,11 @@ pub enum EndpointSource {
 
 /// An engine address and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The address (`unix:///...`, `tcp://...`).
-    pub host: String,
+    pub(crate) host: String,
     /// Where it came from.
-    pub source: EndpointSource,
+    pub(crate) source: EndpointSource,
 }
 
 impl fmt::Display for Endpoint {
@@ -99,7 +99,10 @@ struct DockerEndpoint {
 }
 
 /// The docker CLI's configuration directory: `DOCKER_CONFIG`, else `~/.docker`.
-pub fn config_dir(env: impl Fn(&str) -> Option<String>, home: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn config_dir(
+    env: impl Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+) -> Option<PathBuf> {
     env("DOCKER_CONFIG")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
@@ -113,7 +116,7 @@ pub fn config_dir(env: impl Fn(&str) -> Option<String>, home: Option<&Path>) -> 
 ///
 /// The configuration or the current context's metadata is unreadable, or the context has
 /// no docker endpoint. A missing configuration file means the default context.
-pub fn resolve(
+pub(crate) fn resolve(
     env: impl Fn(&str) -> Option<String>,
     config_dir: Option<&Path>,
 ) -> Result<Endpoint, ContextError> {

@@ -24,214 +24,18 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
-pub mod context;
+pub(crate) mod context;
+mod error;
 
-use context::{ContextError, Endpoint};
+use context::Endpoint;
+use error::failed;
+pub use error::{EngineError, OperationError};
 
 /// HTTP status the engine answers when the object does not exist.
 const NOT_FOUND: u16 = 404;
 /// HTTP status the engine answers when the object is in a conflicting state (for removal:
 /// already being removed).
 const CONFLICT: u16 = 409;
-
-/// A failed engine operation.
-#[derive(Debug, thiserror::Error)]
-pub enum DockerError {
-    /// The engine address could not be worked out.
-    #[error("cannot work out which docker engine to use")]
-    Context(#[from] ContextError),
-    /// The engine address is not one bollard can connect to.
-    #[error("cannot connect to the docker engine at {endpoint}")]
-    Connect {
-        /// The address.
-        endpoint: Endpoint,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// The engine did not answer.
-    #[error("no docker engine answers at {endpoint}; is docker running?")]
-    Unreachable {
-        /// The address.
-        endpoint: Endpoint,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Inspecting an image failed.
-    #[error("cannot inspect image {image}")]
-    InspectImage {
-        /// The image.
-        image: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Talking to the engine during a build failed.
-    #[error("cannot build image {image}")]
-    Build {
-        /// The image tag.
-        image: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// The build ran and failed.
-    #[error("building image {image} failed: {message}\n{log}")]
-    BuildFailed {
-        /// The image tag.
-        image: String,
-        /// The engine's error message.
-        message: String,
-        /// The last lines of the build output.
-        log: String,
-    },
-    /// Creating a network failed.
-    #[error("cannot create network {name}")]
-    CreateNetwork {
-        /// The network name.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Connecting a container to a network failed.
-    #[error("cannot connect container {container} to network {network}")]
-    ConnectNetwork {
-        /// The network.
-        network: String,
-        /// The container.
-        container: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Removing a network failed.
-    #[error("cannot remove network {name}")]
-    RemoveNetwork {
-        /// The network.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Creating a volume failed.
-    #[error("cannot create volume {name}")]
-    CreateVolume {
-        /// The volume.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Removing a volume failed.
-    #[error("cannot remove volume {name}")]
-    RemoveVolume {
-        /// The volume.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Creating a container failed.
-    #[error("cannot create container {name}")]
-    CreateContainer {
-        /// The container name.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Starting a container failed.
-    #[error("cannot start container {name}")]
-    StartContainer {
-        /// The container.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Attaching to a container failed.
-    #[error("cannot attach to container {name}")]
-    Attach {
-        /// The container.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Waiting for a container failed.
-    #[error("cannot wait for container {name}")]
-    Wait {
-        /// The container.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Signalling a container failed.
-    #[error("cannot signal container {name}")]
-    Kill {
-        /// The container.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Resizing a container's TTY failed.
-    #[error("cannot resize the terminal of container {name}")]
-    Resize {
-        /// The container.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// The wait ended without an exit status.
-    #[error("the engine reported no exit status for container {name}")]
-    NoExitStatus {
-        /// The container.
-        name: String,
-    },
-    /// Reading a container's logs failed.
-    #[error("cannot read the logs of container {name}")]
-    Logs {
-        /// The container.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Running a command in a container failed.
-    #[error("cannot run {command:?} in container {name}")]
-    Exec {
-        /// The container.
-        name: String,
-        /// The command.
-        command: Vec<String>,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Removing a container failed.
-    #[error("cannot remove container {name}")]
-    RemoveContainer {
-        /// The container.
-        name: String,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-    /// Listing objects failed.
-    #[error("cannot list {kind}")]
-    List {
-        /// What was listed.
-        kind: Kind,
-        /// The cause.
-        #[source]
-        source: BollardError,
-    },
-}
 
 /// The HTTP status of an engine error, if it is one.
 fn status(error: &BollardError) -> Option<u16> {
@@ -252,29 +56,29 @@ fn gone_is_done(result: Result<(), BollardError>) -> Result<(), BollardError> {
 
 /// What the engine says about itself.
 #[derive(Debug, Clone)]
-pub struct EngineVersion {
+pub(crate) struct EngineVersion {
     /// The engine's version (`20.10.24`).
-    pub version: String,
+    pub(crate) version: String,
     /// The API version the engine speaks at most.
-    pub api_version: String,
+    pub(crate) api_version: String,
     /// The API version this client negotiated.
-    pub negotiated: String,
+    pub(crate) negotiated: String,
     /// The engine's operating system and architecture.
-    pub platform: String,
+    pub(crate) platform: String,
 }
 
 /// An image's default command, needed to wrap it (for the relay as PID 1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageCommand {
+pub(crate) struct ImageCommand {
     /// The image's ENTRYPOINT.
-    pub entrypoint: Vec<String>,
+    pub(crate) entrypoint: Vec<String>,
     /// The image's CMD.
-    pub cmd: Vec<String>,
+    pub(crate) cmd: Vec<String>,
 }
 
 /// The kinds of engine object a run creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A container.
     Container,
     /// A network.
@@ -295,18 +99,18 @@ impl std::fmt::Display for Kind {
 
 /// An object found by label.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Labelled {
+pub(crate) struct Labelled {
     /// What it is.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Container id, network id or volume name.
-    pub id: String,
+    pub(crate) id: String,
     /// Its labels.
-    pub labels: HashMap<String, String>,
+    pub(crate) labels: HashMap<String, String>,
 }
 
 /// A piece of a container's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     /// Written to its standard output (or its terminal).
     Stdout(Bytes),
     /// Written to its standard error.
@@ -323,25 +127,25 @@ impl From<LogOutput> for Output {
 }
 
 /// A stream of a container's output.
-pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Output, DockerError>> + Send>>;
+pub(crate) type OutputStream = Pin<Box<dyn Stream<Item = Result<Output, EngineError>> + Send>>;
 
 /// The output and input of an attached container.
-pub struct Attached {
+pub(crate) struct Attached {
     /// Output (demultiplexed when the container has no TTY).
-    pub output: OutputStream,
+    pub(crate) output: OutputStream,
     /// The container's stdin.
-    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+    pub(crate) input: Pin<Box<dyn AsyncWrite + Send>>,
 }
 
 /// What a command run in a container printed, and its status.
 #[derive(Debug, Clone, Default)]
-pub struct ExecOutput {
+pub(crate) struct ExecOutput {
     /// Its exit code, when the engine reported one.
-    pub exit_code: Option<i64>,
+    pub(crate) exit_code: Option<i64>,
     /// Its standard output.
-    pub stdout: String,
+    pub(crate) stdout: String,
     /// Its standard error.
-    pub stderr: String,
+    pub(crate) stderr: String,
 }
 
 /// A connection to the Docker engine, with a negotiated API version.
@@ -358,11 +162,12 @@ impl Engine {
     /// # Errors
     ///
     /// No engine address can be worked out, or no engine answers there.
-    pub async fn connect() -> Result<Self, DockerError> {
+    pub async fn connect() -> Result<Self, EngineError> {
         let env = |name: &str| std::env::var(name).ok();
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
         let config = context::config_dir(env, home.as_deref());
-        let endpoint = context::resolve(env, config.as_deref())?;
+        let endpoint = context::resolve(env, config.as_deref())
+            .map_err(failed("work out", "which docker engine to use".to_owned()))?;
         Self::connect_to(endpoint).await
     }
 
@@ -371,25 +176,24 @@ impl Engine {
     /// # Errors
     ///
     /// The address is not usable, or no engine answers there.
-    pub async fn connect_to(endpoint: Endpoint) -> Result<Self, DockerError> {
-        let docker =
-            Docker::connect_with_host(&endpoint.host).map_err(|source| DockerError::Connect {
-                endpoint: endpoint.clone(),
-                source,
-            })?;
+    pub(crate) async fn connect_to(endpoint: Endpoint) -> Result<Self, EngineError> {
+        let docker = Docker::connect_with_host(&endpoint.host).map_err(failed(
+            "connect to",
+            format!("the docker engine at {endpoint}"),
+        ))?;
         let docker =
             docker
                 .negotiate_version()
                 .await
-                .map_err(|source| DockerError::Unreachable {
-                    endpoint: endpoint.clone(),
+                .map_err(|source| EngineError::Unreachable {
+                    endpoint: endpoint.to_string(),
                     source,
                 })?;
         Ok(Self { docker, endpoint })
     }
 
     /// The engine's address.
-    pub fn endpoint(&self) -> &Endpoint {
+    pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
@@ -398,13 +202,13 @@ impl Engine {
     /// # Errors
     ///
     /// The engine does not answer.
-    pub async fn version(&self) -> Result<EngineVersion, DockerError> {
+    pub(crate) async fn version(&self) -> Result<EngineVersion, EngineError> {
         let version = self
             .docker
             .version()
             .await
-            .map_err(|source| DockerError::Unreachable {
-                endpoint: self.endpoint.clone(),
+            .map_err(|source| EngineError::Unreachable {
+                endpoint: self.endpoint.to_string(),
                 source,
             })?;
         Ok(EngineVersion {
@@ -424,19 +228,16 @@ impl Engine {
     /// # Errors
     ///
     /// The engine fails for another reason.
-    pub async fn image_labels(
+    pub(crate) async fn image_labels(
         &self,
         image: &str,
-    ) -> Result<Option<HashMap<String, String>>, DockerError> {
+    ) -> Result<Option<HashMap<String, String>>, EngineError> {
         match self.docker.inspect_image(image).await {
             Ok(inspect) => Ok(Some(
                 inspect.config.and_then(|c| c.labels).unwrap_or_default(),
             )),
             Err(error) if status(&error) == Some(NOT_FOUND) => Ok(None),
-            Err(source) => Err(DockerError::InspectImage {
-                image: image.to_owned(),
-                source,
-            }),
+            Err(source) => Err(failed("inspect", format!("image {image}"))(source)),
         }
     }
 
@@ -445,15 +246,12 @@ impl Engine {
     /// # Errors
     ///
     /// There is no such image, or the engine fails.
-    pub async fn image_command(&self, image: &str) -> Result<ImageCommand, DockerError> {
-        let inspect =
-            self.docker
-                .inspect_image(image)
-                .await
-                .map_err(|source| DockerError::InspectImage {
-                    image: image.to_owned(),
-                    source,
-                })?;
+    pub(crate) async fn image_command(&self, image: &str) -> Result<ImageCommand, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(failed("inspect", format!("image {image}")))?;
         let config = inspect.config.unwrap_or_default();
         Ok(ImageCommand {
             entrypoint: config.entrypoint.unwrap_or_default(),
@@ -466,9 +264,9 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// The engine fails, or the build itself fails ([`DockerError::BuildFailed`], with the
+    /// The engine fails, or the build itself fails ([`EngineError::BuildFailed`], with the
     /// last lines of its output).
-    pub async fn build_image(
+    pub(crate) async fn build_image(
         &self,
         tag: &str,
         context: Vec<u8>,
@@ -476,7 +274,7 @@ impl Engine {
         build_args: &HashMap<String, String>,
         labels: &HashMap<String, String>,
         mut progress: impl FnMut(&str),
-    ) -> Result<(), DockerError> {
+    ) -> Result<(), EngineError> {
         let options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(tag)
@@ -495,21 +293,16 @@ impl Engine {
                 Ok(info) => info,
                 // A build step failed: the engine's message, with the output before it.
                 Err(BollardError::DockerStreamError { error }) => {
-                    return Err(DockerError::BuildFailed {
+                    return Err(EngineError::BuildFailed {
                         image: tag.to_owned(),
                         message: error,
                         log: tail.join("\n"),
                     });
                 }
-                Err(source) => {
-                    return Err(DockerError::Build {
-                        image: tag.to_owned(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(failed("build", format!("image {tag}"))(source)),
             };
             if let Some(detail) = info.error_detail {
-                return Err(DockerError::BuildFailed {
+                return Err(EngineError::BuildFailed {
                     image: tag.to_owned(),
                     message: detail.message.unwrap_or_default(),
                     log: tail.join("\n"),
@@ -540,12 +333,12 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses (for example the name is taken).
-    pub async fn create_network(
+    pub(crate) async fn create_network(
         &self,
         name: &str,
         internal: bool,
         labels: &HashMap<String, String>,
-    ) -> Result<String, DockerError> {
+    ) -> Result<String, EngineError> {
         let request = NetworkCreateRequest {
             name: name.to_owned(),
             driver: Some("bridge".to_owned()),
@@ -557,10 +350,7 @@ impl Engine {
             .docker
             .create_network(request)
             .await
-            .map_err(|source| DockerError::CreateNetwork {
-                name: name.to_owned(),
-                source,
-            })?;
+            .map_err(failed("create", format!("network {name}")))?;
         Ok(created.id)
     }
 
@@ -569,12 +359,12 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses.
-    pub async fn connect_network(
+    pub(crate) async fn connect_network(
         &self,
         network: &str,
         container: &str,
         aliases: &[String],
-    ) -> Result<(), DockerError> {
+    ) -> Result<(), EngineError> {
         let request = NetworkConnectRequest {
             container: container.to_owned(),
             endpoint_config: Some(EndpointSettings {
@@ -585,11 +375,10 @@ impl Engine {
         self.docker
             .connect_network(network, request)
             .await
-            .map_err(|source| DockerError::ConnectNetwork {
-                network: network.to_owned(),
-                container: container.to_owned(),
-                source,
-            })
+            .map_err(failed(
+                "connect",
+                format!("container {container} to network {network}"),
+            ))
     }
 
     /// Removes a network; one that is already gone counts as removed.
@@ -597,13 +386,9 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses (for example a container still uses it).
-    pub async fn remove_network(&self, id: &str) -> Result<(), DockerError> {
-        gone_is_done(self.docker.remove_network(id).await).map_err(|source| {
-            DockerError::RemoveNetwork {
-                name: id.to_owned(),
-                source,
-            }
-        })
+    pub(crate) async fn remove_network(&self, id: &str) -> Result<(), EngineError> {
+        gone_is_done(self.docker.remove_network(id).await)
+            .map_err(failed("remove", format!("network {id}")))
     }
 
     /// Creates a local volume.
@@ -611,11 +396,11 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses.
-    pub async fn create_volume(
+    pub(crate) async fn create_volume(
         &self,
         name: &str,
         labels: &HashMap<String, String>,
-    ) -> Result<(), DockerError> {
+    ) -> Result<(), EngineError> {
         let request = VolumeCreateRequest {
             name: Some(name.to_owned()),
             labels: Some(labels.clone()),
@@ -625,10 +410,7 @@ impl Engine {
             .create_volume(request)
             .await
             .map(drop)
-            .map_err(|source| DockerError::CreateVolume {
-                name: name.to_owned(),
-                source,
-            })
+            .map_err(failed("create", format!("volume {name}")))
     }
 
     /// Removes a volume; one that is already gone counts as removed.
@@ -636,14 +418,10 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses (for example a container still uses it).
-    pub async fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
+    pub(crate) async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-        gone_is_done(self.docker.remove_volume(name, Some(options)).await).map_err(|source| {
-            DockerError::RemoveVolume {
-                name: name.to_owned(),
-                source,
-            }
-        })
+        gone_is_done(self.docker.remove_volume(name, Some(options)).await)
+            .map_err(failed("remove", format!("volume {name}")))
     }
 
     /// Creates a container named `name` and returns its id.
@@ -651,20 +429,17 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses (unknown image, name taken, invalid option).
-    pub async fn create_container(
+    pub(crate) async fn create_container(
         &self,
         name: &str,
         body: ContainerCreateBody,
-    ) -> Result<String, DockerError> {
+    ) -> Result<String, EngineError> {
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         let created = self
             .docker
             .create_container(Some(options), body)
             .await
-            .map_err(|source| DockerError::CreateContainer {
-                name: name.to_owned(),
-                source,
-            })?;
+            .map_err(failed("create", format!("container {name}")))?;
         Ok(created.id)
     }
 
@@ -673,14 +448,11 @@ impl Engine {
     /// # Errors
     ///
     /// The engine cannot start it.
-    pub async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+    pub(crate) async fn start_container(&self, id: &str) -> Result<(), EngineError> {
         self.docker
             .start_container(id, None)
             .await
-            .map_err(|source| DockerError::StartContainer {
-                name: id.to_owned(),
-                source,
-            })
+            .map_err(failed("start", format!("container {id}")))
     }
 
     /// Attaches to a container's stdin, stdout and stderr. Done before the container
@@ -690,7 +462,11 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses.
-    pub async fn attach(&self, id: &str, detach_keys: &str) -> Result<Attached, DockerError> {
+    pub(crate) async fn attach(
+        &self,
+        id: &str,
+        detach_keys: &str,
+    ) -> Result<Attached, EngineError> {
         let options = AttachContainerOptionsBuilder::default()
             .stream(true)
             .stdout(true)
@@ -702,17 +478,11 @@ impl Engine {
             .docker
             .attach_container(id, Some(options))
             .await
-            .map_err(|source| DockerError::Attach {
-                name: id.to_owned(),
-                source,
-            })?;
-        let name = id.to_owned();
+            .map_err(failed("attach to", format!("container {id}")))?;
+        let object = format!("container {id}");
         let output = attached.output.map(move |item| {
             item.map(Output::from)
-                .map_err(|source| DockerError::Attach {
-                    name: name.clone(),
-                    source,
-                })
+                .map_err(failed("attach to", object.clone()))
         });
         Ok(Attached {
             output: Box::pin(output),
@@ -726,16 +496,12 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses.
-    pub async fn kill_container(&self, id: &str, signal: &str) -> Result<(), DockerError> {
+    pub(crate) async fn kill_container(&self, id: &str, signal: &str) -> Result<(), EngineError> {
         let options = KillContainerOptionsBuilder::default()
             .signal(signal)
             .build();
-        gone_is_done(self.docker.kill_container(id, Some(options)).await).map_err(|source| {
-            DockerError::Kill {
-                name: id.to_owned(),
-                source,
-            }
-        })
+        gone_is_done(self.docker.kill_container(id, Some(options)).await)
+            .map_err(failed("signal", format!("container {id}")))
     }
 
     /// Sets the size of a container's TTY.
@@ -743,7 +509,12 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses (for example before the TTY exists).
-    pub async fn resize_tty(&self, id: &str, columns: u16, rows: u16) -> Result<(), DockerError> {
+    pub(crate) async fn resize_tty(
+        &self,
+        id: &str,
+        columns: u16,
+        rows: u16,
+    ) -> Result<(), EngineError> {
         let options = ResizeContainerTTYOptionsBuilder::default()
             .w(i32::from(columns))
             .h(i32::from(rows))
@@ -751,48 +522,45 @@ impl Engine {
         self.docker
             .resize_container_tty(id, options)
             .await
-            .map_err(|source| DockerError::Resize {
-                name: id.to_owned(),
-                source,
-            })
+            .map_err(failed("resize the terminal of", format!("container {id}")))
     }
 
     /// A future for the exit status of a started container. The condition is "not
     /// running", so a container that already exited answers at once; call it only after
     /// the start call returned (before it, a created container counts as not running).
-    pub fn wait_exit(
+    pub(crate) fn wait_exit(
         &self,
         id: &str,
-    ) -> impl Future<Output = Result<i64, DockerError>> + Send + 'static {
+    ) -> impl Future<Output = Result<i64, EngineError>> + Send + 'static {
         let options = WaitContainerOptionsBuilder::default()
             .condition("not-running")
             .build();
         let mut stream = self.docker.wait_container(id, Some(options));
-        let name = id.to_owned();
+        let object = format!("container {id}");
         async move {
             match stream.next().await {
                 Some(Ok(response)) => Ok(response.status_code),
                 // bollard reports a non-zero status as an error carrying the code.
                 Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
-                Some(Err(source)) => Err(DockerError::Wait { name, source }),
-                None => Err(DockerError::NoExitStatus { name }),
+                Some(Err(source)) => Err(failed("wait for", object)(source)),
+                None => Err(failed("wait for", object)(
+                    "the engine reported no exit status",
+                )),
             }
         }
     }
 
     /// Follows a container's log from its start (stdout and stderr frames).
-    pub fn follow_logs(&self, id: &str) -> OutputStream {
+    pub(crate) fn follow_logs(&self, id: &str) -> OutputStream {
         let options = LogsOptionsBuilder::default()
             .follow(true)
             .stdout(true)
             .stderr(true)
             .build();
-        let name = id.to_owned();
+        let object = format!("container {id}");
         Box::pin(self.docker.logs(id, Some(options)).map(move |item| {
-            item.map(Output::from).map_err(|source| DockerError::Logs {
-                name: name.clone(),
-                source,
-            })
+            item.map(Output::from)
+                .map_err(failed("read the logs of", object.clone()))
         }))
     }
 
@@ -801,7 +569,7 @@ impl Engine {
     /// # Errors
     ///
     /// The engine fails.
-    pub async fn logs(&self, id: &str) -> Result<String, DockerError> {
+    pub(crate) async fn logs(&self, id: &str) -> Result<String, EngineError> {
         let options = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
@@ -809,10 +577,7 @@ impl Engine {
         let mut stream = self.docker.logs(id, Some(options));
         let mut text = String::new();
         while let Some(item) = stream.next().await {
-            let frame = item.map_err(|source| DockerError::Logs {
-                name: id.to_owned(),
-                source,
-            })?;
+            let frame = item.map_err(failed("read the logs of", format!("container {id}")))?;
             text.push_str(&String::from_utf8_lossy(&frame.into_bytes()));
         }
         Ok(text)
@@ -823,12 +588,13 @@ impl Engine {
     /// # Errors
     ///
     /// The engine fails.
-    pub async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput, DockerError> {
-        let fail = |source| DockerError::Exec {
-            name: id.to_owned(),
-            command: command.to_vec(),
-            source,
-        };
+    pub(crate) async fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+    ) -> Result<ExecOutput, EngineError> {
+        let fail =
+            |source: BollardError| failed("run", format!("{command:?} in container {id}"))(source);
         let exec = self
             .docker
             .create_exec(
@@ -872,17 +638,13 @@ impl Engine {
     /// # Errors
     ///
     /// The engine refuses.
-    pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+    pub(crate) async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(false)
             .build();
-        gone_is_done(self.docker.remove_container(id, Some(options)).await).map_err(|source| {
-            DockerError::RemoveContainer {
-                name: id.to_owned(),
-                source,
-            }
-        })
+        gone_is_done(self.docker.remove_container(id, Some(options)).await)
+            .map_err(failed("remove", format!("container {id}")))
     }
 
     /// The objects of `kind` (containers: running or not) carrying the label filter `key`
@@ -891,7 +653,11 @@ impl Engine {
     /// # Errors
     ///
     /// The engine fails.
-    pub async fn labelled(&self, kind: Kind, key: &str) -> Result<Vec<Labelled>, DockerError> {
+    pub(crate) async fn labelled(
+        &self,
+        kind: Kind,
+        key: &str,
+    ) -> Result<Vec<Labelled>, EngineError> {
         let filters = HashMap::from([("label", vec![key])]);
         let labelled = |id: Option<String>, labels: Option<HashMap<String, String>>| {
             Some(Labelled {
@@ -937,6 +703,6 @@ impl Engine {
                 })
             }
         };
-        listed.map_err(|source| DockerError::List { kind, source })
+        listed.map_err(failed("list", kind.to_string()))
     }
 }

@@ -9,8 +9,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
 use crate::options::profile::BUILTIN_AGENTS;
-use crate::sandbox::Isolation;
-use crate::sandbox::images::Lang;
+use crate::options::{Isolation, Lang};
 
 /// The name of the launcher's own executable; any other name that is a built-in agent's
 /// (a symlink `pi -> agent-sandbox`) means `agent-sandbox run <that agent>`.
@@ -20,15 +19,15 @@ const LAUNCHER_NAME: &str = "agent-sandbox";
 /// allowlist proxy.
 #[derive(Debug, Parser)]
 #[command(name = LAUNCHER_NAME, version, about, propagate_version = true, args_override_self = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The launcher's commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run an agent in the current directory, in a sandbox. Arguments the launcher does
     /// not know, and everything after `--`, go to the agent.
     Run(RunArgs),
@@ -44,98 +43,98 @@ pub enum Command {
 
 /// Arguments of `run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The agent to run (a built-in profile such as `pi`, or one from the settings file).
-    pub agent: String,
+    pub(crate) agent: String,
     /// How to build the sandbox.
     #[command(flatten)]
-    pub sandbox: SandboxArgs,
+    pub(crate) sandbox: SandboxArgs,
     /// Arguments for the agent.
     #[arg(last = true, allow_hyphen_values = true)]
-    pub agent_args: Vec<String>,
+    pub(crate) agent_args: Vec<String>,
 }
 
 /// Arguments of `shell`.
 #[derive(Debug, Args)]
-pub struct ShellArgs {
+pub(crate) struct ShellArgs {
     /// The agent profile whose mounts and environment the sandbox gets.
     #[arg(long, default_value = "pi")]
-    pub agent: String,
+    pub(crate) agent: String,
     /// How to build the sandbox.
     #[command(flatten)]
-    pub sandbox: SandboxArgs,
+    pub(crate) sandbox: SandboxArgs,
     /// The command to run instead of a shell.
     #[arg(last = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
 }
 
 /// Arguments of `build`.
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// The image variant to build (default: the configured one, else `base`).
     #[arg(short, long, value_enum, conflicts_with = "all")]
-    pub lang: Option<Lang>,
+    pub(crate) lang: Option<Lang>,
     /// Build every variant.
     #[arg(long)]
-    pub all: bool,
+    pub(crate) all: bool,
     /// The image the agent image is built FROM.
     #[arg(long, value_name = "IMAGE")]
-    pub base_image: Option<String>,
+    pub(crate) base_image: Option<String>,
 }
 
 /// Options shared by every command that sets up a sandbox. Each is optional so that the
 /// settings file can supply it; a flag given here wins over the file.
 #[derive(Debug, Default, Clone, Args)]
-pub struct SandboxArgs {
+pub(crate) struct SandboxArgs {
     /// Restrict network egress to the allowlist, through the proxy sidecar.
     #[arg(short, long, overrides_with = "no_proxy")]
-    pub proxy: bool,
+    pub(crate) proxy: bool,
     /// Give the agent unrestricted network access (the host network), even when the
     /// settings file enables the proxy.
     #[arg(long, overrides_with = "proxy")]
-    pub no_proxy: bool,
+    pub(crate) no_proxy: bool,
     /// The allowlist file [default: ~/.agents/proxy_allowed_domains.txt].
     #[arg(long, value_name = "FILE")]
-    pub allowed_domains: Option<PathBuf>,
+    pub(crate) allowed_domains: Option<PathBuf>,
     /// The image variant.
     #[arg(short, long, value_enum)]
-    pub lang: Option<Lang>,
+    pub(crate) lang: Option<Lang>,
     /// Rebuild the images before running, even when they are up to date.
     #[arg(short, long)]
-    pub build: bool,
+    pub(crate) build: bool,
     /// Run this image instead of the built agent image.
     #[arg(long, value_name = "IMAGE")]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// The image the agent image is built FROM.
     #[arg(long, value_name = "IMAGE")]
-    pub base_image: Option<String>,
+    pub(crate) base_image: Option<String>,
     /// Use this proxy sidecar image instead of building one.
     #[arg(long, value_name = "IMAGE")]
-    pub proxy_image: Option<String>,
+    pub(crate) proxy_image: Option<String>,
     /// Attach the proxy sidecar to this existing Docker network instead of a per-run one.
     #[arg(long, value_name = "NAME")]
-    pub egress_network: Option<String>,
+    pub(crate) egress_network: Option<String>,
     /// How the agent container is cut off from the network in proxy mode.
     #[arg(long, value_enum)]
-    pub isolation: Option<Isolation>,
+    pub(crate) isolation: Option<Isolation>,
     /// Memory limit, in docker's syntax (512m, 2g).
     #[arg(long, value_name = "SIZE")]
-    pub memory: Option<MemoryLimit>,
+    pub(crate) memory: Option<MemoryLimit>,
     /// CPU limit, in docker's syntax (1.5).
     #[arg(long, value_name = "CPUS")]
-    pub cpus: Option<CpuLimit>,
+    pub(crate) cpus: Option<CpuLimit>,
     /// Limit on the number of processes in the container.
     #[arg(long, value_name = "N")]
-    pub pids: Option<PidsLimit>,
+    pub(crate) pids: Option<PidsLimit>,
     /// Mount the container's root filesystem read-only.
     #[arg(long)]
-    pub read_only: bool,
+    pub(crate) read_only: bool,
     /// Allow the home directory or `/` as the working directory.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// An extra label `KEY=VALUE` on everything the run creates (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
 }
 
 /// Parses the launcher's command line, `argv[0]` included.
@@ -147,7 +146,7 @@ pub struct SandboxArgs {
 /// # Errors
 ///
 /// The clap error for unknown values, missing arguments, `--help` and `--version`.
-pub fn parse<I, T>(argv: I) -> Result<Cli, clap::Error>
+pub(crate) fn parse<I, T>(argv: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,

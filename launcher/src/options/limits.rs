@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 /// Why a resource limit could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LimitError {
+pub(crate) enum LimitError {
     /// The memory size is not a number with an optional unit (b, k, m, g, t, p).
     #[error(
         "invalid memory size {0:?}: expected a number with an optional unit, like 512m or 1.5g"
@@ -25,11 +25,11 @@ pub enum LimitError {
 /// trailing `b`/`ib` is accepted: `512m`, `512MB`, `1.5GiB`). A bare number is bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "TomlScalar")]
-pub struct MemoryLimit(u64);
+pub(crate) struct MemoryLimit(u64);
 
 impl MemoryLimit {
     /// The limit in bytes, as the engine's `HostConfig.Memory` takes it.
-    pub fn bytes(self) -> u64 {
+    pub(crate) fn bytes(self) -> u64 {
         self.0
     }
 }
@@ -79,11 +79,11 @@ impl fmt::Display for MemoryLimit {
 /// exactly as billionths of a CPU (the engine's `HostConfig.NanoCpus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "TomlScalar")]
-pub struct CpuLimit(u64);
+pub(crate) struct CpuLimit(u64);
 
 impl CpuLimit {
     /// The limit in billionths of a CPU.
-    pub fn nano_cpus(self) -> u64 {
+    pub(crate) fn nano_cpus(self) -> u64 {
         self.0
     }
 }
@@ -117,11 +117,11 @@ impl fmt::Display for CpuLimit {
 /// A limit on the number of processes (and threads) in the container, a positive integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "TomlScalar")]
-pub struct PidsLimit(u32);
+pub(crate) struct PidsLimit(u32);
 
 impl PidsLimit {
     /// The limit as the engine's `HostConfig.PidsLimit` takes it.
-    pub fn get(self) -> u32 {
+    pub(crate) fn get(self) -> u32 {
         self.0
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 /// The names of the agents whose profiles are built in (an executable invoked under one
 /// of these names runs that agent).
-pub const BUILTIN_AGENTS: &[&str] = &["pi"];
+pub(crate) const BUILTIN_AGENTS: &[&str] = &["pi"];
 
 /// The embedded TOML of a built-in profile.
 fn builtin_source(name: &str) -> Option<&'static str> {
@@ -22,7 +22,7 @@ fn builtin_source(name: &str) -> Option<&'static str> {
 
 /// Why a profile could not be found or read.
 #[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
+pub(crate) enum ProfileError {
     /// No built-in profile and no settings entry has this name.
     #[error("unknown agent {name:?}: known agents are {known}")]
     Unknown {
@@ -45,29 +45,29 @@ pub enum ProfileError {
 /// What an agent needs from the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// The command that starts the agent; the user's arguments follow it.
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
     /// The image to run; when absent, the agent image built from the embedded Dockerfile.
     #[serde(default)]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// The home directory inside the image (`~` in a mount's `container` path).
-    pub home: String,
+    pub(crate) home: String,
     /// The command `agent-sandbox shell` runs when given none.
     #[serde(default = "default_shell")]
-    pub shell: Vec<String>,
+    pub(crate) shell: Vec<String>,
     /// A system prompt appended through a command-line flag of the agent.
     #[serde(default)]
-    pub prompt: Option<Prompt>,
+    pub(crate) prompt: Option<Prompt>,
     /// Host variables passed on when set on the host.
     #[serde(default)]
-    pub forward_env: Vec<String>,
+    pub(crate) forward_env: Vec<String>,
     /// Host variables passed on when set on the host, else set to these values.
     #[serde(default)]
-    pub default_env: BTreeMap<String, String>,
+    pub(crate) default_env: BTreeMap<String, String>,
     /// Host paths mounted into the container.
     #[serde(default)]
-    pub mounts: Vec<MountSpec>,
+    pub(crate) mounts: Vec<MountSpec>,
 }
 
 fn default_shell() -> Vec<String> {
@@ -77,34 +77,34 @@ fn default_shell() -> Vec<String> {
 /// A system prompt given to the agent as `FLAG TEXT`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Prompt {
+pub(crate) struct Prompt {
     /// The agent's option that appends to its system prompt.
-    pub flag: String,
+    pub(crate) flag: String,
     /// The text.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// A host path the agent needs, and where it goes in the container.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MountSpec {
+pub(crate) struct MountSpec {
     /// The host path; a leading `~/` is the user's home.
-    pub host: String,
+    pub(crate) host: String,
     /// The container path; a leading `~/` is the profile's home; absent: the host path.
     #[serde(default)]
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     /// Mount read-only.
     #[serde(default)]
-    pub read_only: bool,
+    pub(crate) read_only: bool,
     /// What to do when the host path does not exist.
     #[serde(default)]
-    pub missing: Missing,
+    pub(crate) missing: Missing,
 }
 
 /// What to do about a mount whose host path does not exist.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Missing {
+pub(crate) enum Missing {
     /// Create it as a directory owned by the user (Docker would create it owned by root).
     #[default]
     Create,
@@ -114,15 +114,15 @@ pub enum Missing {
 
 /// A mount with both paths resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedMount {
+pub(crate) struct ResolvedMount {
     /// The absolute host path.
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// The absolute container path.
-    pub target: String,
+    pub(crate) target: String,
     /// Mount read-only.
-    pub read_only: bool,
+    pub(crate) read_only: bool,
     /// What to do when the source does not exist.
-    pub missing: Missing,
+    pub(crate) missing: Missing,
 }
 
 impl Profile {
@@ -131,7 +131,7 @@ impl Profile {
     /// # Errors
     ///
     /// [`ProfileError::Unknown`] when neither has it.
-    pub fn lookup(
+    pub(crate) fn lookup(
         name: &str,
         configured: &BTreeMap<String, Profile>,
     ) -> Result<Self, ProfileError> {
@@ -155,7 +155,7 @@ impl Profile {
     }
 
     /// The agent's command line: its command, the appended prompt, then `args`.
-    pub fn agent_command(&self, args: &[String]) -> Vec<String> {
+    pub(crate) fn agent_command(&self, args: &[String]) -> Vec<String> {
         let mut command = self.command.clone();
         if let Some(prompt) = &self.prompt {
             command.extend([prompt.flag.clone(), prompt.text.clone()]);
@@ -165,7 +165,7 @@ impl Profile {
     }
 
     /// The mounts with `~` resolved against the host home and the profile's home.
-    pub fn resolve_mounts(&self, host_home: &Path) -> Vec<ResolvedMount> {
+    pub(crate) fn resolve_mounts(&self, host_home: &Path) -> Vec<ResolvedMount> {
         self.mounts
             .iter()
             .map(|mount| {
@@ -192,7 +192,7 @@ impl Profile {
 
     /// The environment (`NAME=value`) the agent gets from the host, given a way to read
     /// the host's variables.
-    pub fn environment(&self, host_var: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    pub(crate) fn environment(&self, host_var: impl Fn(&str) -> Option<String>) -> Vec<String> {
         let forwarded = self
             .forward_env
             .iter()

@@ -20,15 +20,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::options::Options;
 use crate::options::cli::SandboxArgs;
 use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
 use crate::options::profile::Profile;
-use crate::sandbox::Isolation;
-use crate::sandbox::images::Lang;
+use crate::options::{Isolation, Lang};
 
 /// Why the settings file could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
+pub(crate) enum SettingsError {
     /// The file exists but cannot be read.
     #[error("cannot read settings file {path}")]
     Read {
@@ -52,39 +52,39 @@ pub enum SettingsError {
 /// The contents of the settings file; every field is optional.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Default for `--proxy`.
-    pub proxy: Option<bool>,
+    pub(crate) proxy: Option<bool>,
     /// Default for `--allowed-domains` (a leading `~/` is the home directory).
-    pub allowed_domains: Option<PathBuf>,
+    pub(crate) allowed_domains: Option<PathBuf>,
     /// Default for `--lang`.
-    pub lang: Option<Lang>,
+    pub(crate) lang: Option<Lang>,
     /// Default for `--image`.
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// Default for `--base-image`.
-    pub base_image: Option<String>,
+    pub(crate) base_image: Option<String>,
     /// Default for `--proxy-image`.
-    pub proxy_image: Option<String>,
+    pub(crate) proxy_image: Option<String>,
     /// Default for `--egress-network`.
-    pub egress_network: Option<String>,
+    pub(crate) egress_network: Option<String>,
     /// Default for `--isolation`.
-    pub isolation: Option<Isolation>,
+    pub(crate) isolation: Option<Isolation>,
     /// Default for `--memory`.
-    pub memory: Option<MemoryLimit>,
+    pub(crate) memory: Option<MemoryLimit>,
     /// Default for `--cpus`.
-    pub cpus: Option<CpuLimit>,
+    pub(crate) cpus: Option<CpuLimit>,
     /// Default for `--pids`.
-    pub pids: Option<PidsLimit>,
+    pub(crate) pids: Option<PidsLimit>,
     /// Default for `--read-only`.
-    pub read_only: Option<bool>,
+    pub(crate) read_only: Option<bool>,
     /// Agent profiles added to (or replacing) the built-in ones.
     #[serde(default)]
-    pub agents: BTreeMap<String, Profile>,
+    pub(crate) agents: BTreeMap<String, Profile>,
 }
 
 impl Settings {
     /// The settings file's usual location, if a home directory is known.
-    pub fn default_path() -> Option<PathBuf> {
+    pub(crate) fn default_path() -> Option<PathBuf> {
         use etcetera::BaseStrategy as _;
         let strategy = etcetera::choose_base_strategy().ok()?;
         Some(
@@ -100,7 +100,7 @@ impl Settings {
     /// # Errors
     ///
     /// The file cannot be read, or is not valid (unknown keys included).
-    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, SettingsError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text, path),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
@@ -116,7 +116,7 @@ impl Settings {
     /// # Errors
     ///
     /// [`SettingsError::Parse`], whose cause names the line and the reason.
-    pub fn parse(text: &str, path: &Path) -> Result<Self, SettingsError> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Self, SettingsError> {
         toml::from_str(text).map_err(|source| SettingsError::Parse {
             path: path.to_owned(),
             source,
@@ -124,38 +124,33 @@ impl Settings {
     }
 
     /// The options in effect: each flag given on the command line, else this file's value.
-    pub fn apply(&self, args: &SandboxArgs) -> SandboxArgs {
-        let proxy = if args.proxy || args.no_proxy {
-            args.proxy
+    pub(crate) fn merge(&self, flags: &SandboxArgs) -> Options {
+        let proxy = if flags.proxy || flags.no_proxy {
+            flags.proxy
         } else {
             self.proxy.unwrap_or(false)
         };
-        SandboxArgs {
+        let given =
+            |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
+        Options {
             proxy,
-            no_proxy: !proxy,
-            allowed_domains: args
+            allowed_domains: flags
                 .allowed_domains
                 .clone()
                 .or_else(|| self.allowed_domains.clone()),
-            lang: args.lang.or(self.lang),
-            build: args.build,
-            image: args.image.clone().or_else(|| self.image.clone()),
-            base_image: args.base_image.clone().or_else(|| self.base_image.clone()),
-            proxy_image: args
-                .proxy_image
-                .clone()
-                .or_else(|| self.proxy_image.clone()),
-            egress_network: args
-                .egress_network
-                .clone()
-                .or_else(|| self.egress_network.clone()),
-            isolation: args.isolation.or(self.isolation),
-            memory: args.memory.or(self.memory),
-            cpus: args.cpus.or(self.cpus),
-            pids: args.pids.or(self.pids),
-            read_only: args.read_only || self.read_only.unwrap_or(false),
-            force: args.force,
-            labels: args.labels.clone(),
+            lang: flags.lang.or(self.lang),
+            rebuild: flags.build,
+            image: given(&flags.image, &self.image),
+            base_image: given(&flags.base_image, &self.base_image),
+            proxy_image: given(&flags.proxy_image, &self.proxy_image),
+            egress_network: given(&flags.egress_network, &self.egress_network),
+            isolation: flags.isolation.or(self.isolation).unwrap_or_default(),
+            memory: flags.memory.or(self.memory),
+            cpus: flags.cpus.or(self.cpus),
+            pids: flags.pids.or(self.pids),
+            read_only: flags.read_only || self.read_only.unwrap_or(false),
+            force: flags.force,
+            labels: flags.labels.clone(),
         }
     }
 }
@@ -184,7 +179,7 @@ home = "/home/codex"
 
     #[test]
     fn file_values_fill_what_flags_leave_out() {
-        let merged = settings().apply(&SandboxArgs::default());
+        let merged = settings().merge(&SandboxArgs::default());
         assert!(merged.proxy && merged.read_only);
         assert_eq!(merged.lang, Some(Lang::Php84));
         assert_eq!(merged.memory.map(MemoryLimit::bytes), Some(4 << 30));
@@ -203,7 +198,7 @@ home = "/home/codex"
             memory: "512m".parse().ok(),
             ..SandboxArgs::default()
         };
-        let merged = settings().apply(&flags);
+        let merged = settings().merge(&flags);
         assert!(!merged.proxy);
         assert_eq!(merged.lang, Some(Lang::Go));
         assert_eq!(merged.image.as_deref(), Some("from-flag"));
@@ -212,7 +207,7 @@ home = "/home/codex"
 
     #[test]
     fn no_file_and_no_flags_means_no_proxy() {
-        let merged = Settings::default().apply(&SandboxArgs::default());
+        let merged = Settings::default().merge(&SandboxArgs::default());
         assert!(!merged.proxy && !merged.read_only);
         assert_eq!(merged.lang, None);
     }

@@ -4,21 +4,20 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::options::cli::SandboxArgs;
 use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
 use crate::options::profile::{Profile, ResolvedMount};
-use crate::sandbox::Isolation;
-use crate::sandbox::images::{DEFAULT_BASE_IMAGE, ImageSpec, Lang};
+use crate::options::{Isolation, Lang, Options};
+use crate::sandbox::images::{DEFAULT_BASE_IMAGE, ImageSpec};
 use crate::sandbox::labels;
 
 /// The allowlist used when none is given (the old wrapper's location).
 const DEFAULT_ALLOWLIST: &str = "~/.agents/proxy_allowed_domains.txt";
 /// The proxy sidecar image used when `--proxy-image` is not given.
-pub const DEFAULT_PROXY_IMAGE: &str = "agent-sandbox/proxy:latest";
+pub(crate) const DEFAULT_PROXY_IMAGE: &str = "agent-sandbox/proxy:latest";
 
 /// Why the options do not describe a sandbox the launcher will start.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// Proxy mode without an allowlist file.
     #[error(
         "allowlist file {path} does not exist: create it (one domain per line, `*.example.com` \
@@ -55,15 +54,15 @@ pub enum ConfigError {
 
 /// Facts about the host the configuration depends on (passed in, so tests choose them).
 #[derive(Debug, Clone)]
-pub struct Host {
+pub(crate) struct Host {
     /// The current directory.
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
     /// The user's home directory.
-    pub home: PathBuf,
+    pub(crate) home: PathBuf,
     /// The user's UID.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// The user's primary GID.
-    pub gid: u32,
+    pub(crate) gid: u32,
 }
 
 impl Host {
@@ -72,7 +71,7 @@ impl Host {
     /// # Errors
     ///
     /// The current or home directory is unknown.
-    pub fn current() -> Result<Self, ConfigError> {
+    pub(crate) fn current() -> Result<Self, ConfigError> {
         Ok(Self {
             cwd: std::env::current_dir().map_err(ConfigError::Workdir)?,
             home: std::env::var_os("HOME")
@@ -85,7 +84,7 @@ impl Host {
     }
 
     /// `path` with a leading `~/` replaced by the home directory.
-    pub fn expand(&self, path: &Path) -> PathBuf {
+    pub(crate) fn expand(&self, path: &Path) -> PathBuf {
         match path.strip_prefix("~") {
             Ok(rest) => self.home.join(rest),
             Err(_) => path.to_owned(),
@@ -95,7 +94,7 @@ impl Host {
 
 /// The image the agent container runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentImage {
+pub(crate) enum AgentImage {
     /// An image given by name (`--image`, or the profile's `image`).
     Given(String),
     /// The agent image built from the embedded Dockerfile.
@@ -104,7 +103,7 @@ pub enum AgentImage {
 
 impl AgentImage {
     /// The image's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             AgentImage::Given(name) => name,
             AgentImage::Built(spec) => &spec.tag,
@@ -114,56 +113,56 @@ impl AgentImage {
 
 /// Proxy mode's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyConfig {
+pub(crate) struct ProxyConfig {
     /// The allowlist file (absolute, existing).
-    pub allowlist: PathBuf,
+    pub(crate) allowlist: PathBuf,
     /// The sidecar image.
-    pub image: String,
+    pub(crate) image: String,
     /// An existing network for the sidecar's egress, instead of a per-run bridge.
-    pub egress_network: Option<String>,
+    pub(crate) egress_network: Option<String>,
     /// How the agent container is cut off from the network.
-    pub isolation: Isolation,
+    pub(crate) isolation: Isolation,
 }
 
 /// Resource limits for the agent container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Memory.
-    pub memory: Option<MemoryLimit>,
+    pub(crate) memory: Option<MemoryLimit>,
     /// CPUs.
-    pub cpus: Option<CpuLimit>,
+    pub(crate) cpus: Option<CpuLimit>,
     /// Processes.
-    pub pids: Option<PidsLimit>,
+    pub(crate) pids: Option<PidsLimit>,
 }
 
 /// One sandbox, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SandboxConfig {
+pub(crate) struct SandboxConfig {
     /// Proxy mode, or `None` for the host network.
-    pub proxy: Option<ProxyConfig>,
+    pub(crate) proxy: Option<ProxyConfig>,
     /// The allowlist file, when it exists (also outside proxy mode: the agent container
     /// sees it read-only, so that it cannot widen a later run's policy).
-    pub allowlist: Option<PathBuf>,
+    pub(crate) allowlist: Option<PathBuf>,
     /// The agent container's image.
-    pub image: AgentImage,
+    pub(crate) image: AgentImage,
     /// Rebuild the images even when up to date.
-    pub rebuild: bool,
+    pub(crate) rebuild: bool,
     /// The working directory, mounted at the same path.
-    pub workdir: PathBuf,
+    pub(crate) workdir: PathBuf,
     /// The UID and GID the agent runs as.
-    pub user: (u32, u32),
+    pub(crate) user: (u32, u32),
     /// Host paths mounted besides the working directory.
-    pub mounts: Vec<ResolvedMount>,
+    pub(crate) mounts: Vec<ResolvedMount>,
     /// The agent's environment (`NAME=value`).
-    pub env: Vec<String>,
+    pub(crate) env: Vec<String>,
     /// The command run in the container.
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
     /// Resource limits.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// Mount the root filesystem read-only.
-    pub read_only: bool,
+    pub(crate) read_only: bool,
     /// Extra labels for every object.
-    pub extra_labels: Vec<(String, String)>,
+    pub(crate) extra_labels: Vec<(String, String)>,
 }
 
 impl SandboxConfig {
@@ -173,8 +172,8 @@ impl SandboxConfig {
     /// # Errors
     ///
     /// See [`ConfigError`]: the checks are made here, before anything is built or started.
-    pub fn new(
-        args: &SandboxArgs,
+    pub(crate) fn new(
+        args: &Options,
         profile: &Profile,
         command: Vec<String>,
         host: &Host,
@@ -216,7 +215,7 @@ impl SandboxConfig {
                     .clone()
                     .unwrap_or_else(|| DEFAULT_PROXY_IMAGE.to_owned()),
                 egress_network: args.egress_network.clone(),
-                isolation: args.isolation.unwrap_or_default(),
+                isolation: args.isolation,
             });
         let image = match args.image.clone().or_else(|| profile.image.clone()) {
             Some(name) => AgentImage::Given(name),
@@ -229,7 +228,7 @@ impl SandboxConfig {
             proxy,
             allowlist,
             image,
-            rebuild: args.build,
+            rebuild: args.rebuild,
             workdir,
             user: (host.uid, host.gid),
             mounts: profile.resolve_mounts(&host.home),
@@ -268,25 +267,25 @@ mod tests {
         None
     }
 
-    fn config(args: &SandboxArgs, cwd: &str) -> Result<SandboxConfig, ConfigError> {
+    fn config(args: &Options, cwd: &str) -> Result<SandboxConfig, ConfigError> {
         SandboxConfig::new(args, &pi(), vec!["pi".into()], &host(cwd), no_env)
     }
 
     #[test]
     fn a_missing_allowlist_is_refused_in_proxy_mode_only() {
-        let args = SandboxArgs {
+        let args = Options {
             proxy: true,
             allowed_domains: Some("/nonexistent/allow.txt".into()),
-            ..SandboxArgs::default()
+            ..Options::default()
         };
         let error = config(&args, "/home/alice/project").unwrap_err();
         assert!(
             matches!(&error, ConfigError::MissingAllowlist { path, .. } if path == Path::new("/nonexistent/allow.txt"))
         );
         assert!(error.to_string().contains("--allowed-domains"));
-        let default = SandboxArgs {
+        let default = Options {
             proxy: true,
-            ..SandboxArgs::default()
+            ..Options::default()
         };
         let error = config(&default, "/home/alice/project").unwrap_err();
         assert!(
@@ -294,7 +293,7 @@ mod tests {
         );
         assert!(
             config(
-                &SandboxArgs {
+                &Options {
                     proxy: false,
                     ..args
                 },
@@ -309,10 +308,10 @@ mod tests {
         let file =
             std::env::temp_dir().join(format!("agent-sandbox-allow-{}.txt", std::process::id()));
         std::fs::write(&file, "example.com\n").unwrap();
-        let args = SandboxArgs {
+        let args = Options {
             proxy: true,
             allowed_domains: Some(file.clone()),
-            ..SandboxArgs::default()
+            ..Options::default()
         };
         let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
         std::fs::remove_file(&file).unwrap();
@@ -334,10 +333,10 @@ mod tests {
             std::process::id()
         ));
         std::fs::write(&file, "example.com\nexa mple.com\n").unwrap();
-        let args = SandboxArgs {
+        let args = Options {
             proxy: true,
             allowed_domains: Some(file.clone()),
-            ..SandboxArgs::default()
+            ..Options::default()
         };
         let error = config(&args, "/home/alice/project").unwrap_err();
         let chain = crate::report::chain(&error);
@@ -354,35 +353,35 @@ mod tests {
         for cwd in ["/home/alice", "/"] {
             assert!(
                 matches!(
-                    config(&SandboxArgs::default(), cwd),
+                    config(&Options::default(), cwd),
                     Err(ConfigError::BroadWorkdir { .. })
                 ),
                 "{cwd}"
             );
-            let forced = SandboxArgs {
+            let forced = Options {
                 force: true,
-                ..SandboxArgs::default()
+                ..Options::default()
             };
             assert_eq!(config(&forced, cwd).unwrap().workdir, Path::new(cwd));
         }
-        assert!(config(&SandboxArgs::default(), "/home/alice/src").is_ok());
+        assert!(config(&Options::default(), "/home/alice/src").is_ok());
     }
 
     #[test]
     fn the_image_is_given_or_built_for_the_variant() {
         let built = config(
-            &SandboxArgs {
+            &Options {
                 lang: Some(Lang::Go),
-                ..SandboxArgs::default()
+                ..Options::default()
             },
             "/w",
         )
         .unwrap();
         assert_eq!(built.image.name(), "agent-sandbox/agent:go");
         let given = config(
-            &SandboxArgs {
+            &Options {
                 image: Some("test:1".into()),
-                ..SandboxArgs::default()
+                ..Options::default()
             },
             "/w",
         )
@@ -392,10 +391,10 @@ mod tests {
 
     #[test]
     fn user_mounts_env_and_labels_come_through() {
-        let args = SandboxArgs {
+        let args = Options {
             labels: vec!["agent-sandbox.test=1".into()],
             read_only: true,
-            ..SandboxArgs::default()
+            ..Options::default()
         };
         let config = config(&args, "/w").unwrap();
         assert_eq!(config.user, (1000, 1000));
@@ -406,9 +405,9 @@ mod tests {
             [("agent-sandbox.test".to_owned(), "1".to_owned())]
         );
         assert!(config.read_only && config.proxy.is_none());
-        let bad = SandboxArgs {
+        let bad = Options {
             labels: vec!["oops".into()],
-            ..SandboxArgs::default()
+            ..Options::default()
         };
         assert!(matches!(
             SandboxConfig::new(&bad, &pi(), vec![], &host("/w"), no_env),

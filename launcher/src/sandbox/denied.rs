@@ -6,25 +6,25 @@ use serde::Deserialize;
 
 /// One refused destination.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct DeniedHost {
+pub(crate) struct DeniedHost {
     /// The host name (or address) asked for.
-    pub host: String,
+    pub(crate) host: String,
     /// The port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// How many requests were refused.
-    pub count: u64,
+    pub(crate) count: u64,
     /// Why (the proxy's reason code), when it says.
     #[serde(default)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// What the proxy refused; `None` when its records could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denied(pub Option<Vec<DeniedHost>>);
+pub(crate) struct Denied(pub Option<Vec<DeniedHost>>);
 
 impl Denied {
     /// Parses the output of `sandbox-proxy denied`.
-    pub fn parse(json: &str) -> Self {
+    pub(crate) fn parse(json: &str) -> Self {
         Self(
             serde_json::from_str::<Vec<DeniedHost>>(json.trim())
                 .ok()
@@ -36,7 +36,7 @@ impl Denied {
     }
 
     /// The lines to show the user, or none when nothing was refused.
-    pub fn summary(&self) -> Vec<String> {
+    pub(crate) fn summary(&self) -> Vec<String> {
         match &self.0 {
             None => vec!["could not read the proxy's record of blocked requests".to_owned()],
             Some(hosts) if hosts.is_empty() => Vec::new(),

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::engine::{DockerError, Engine};
+use crate::engine::{Engine, EngineError};
+use crate::options::Lang;
 use crate::sandbox::labels::{INPUTS_HASH, MANAGED_BY, MANAGED_BY_VALUE};
 
 /// The agent image's Dockerfile.
@@ -21,43 +22,8 @@ const AGENT_BROWSER_SHIM: &str = include_str!("../../../images/agent/browser-ope
 /// The repository of the built agent images; the variant is the tag.
 const AGENT_REPOSITORY: &str = "agent-sandbox/agent";
 /// The agent image's default base: the Node.js devcontainer image (Node 24, Debian trixie).
-pub const DEFAULT_BASE_IMAGE: &str = "mcr.microsoft.com/devcontainers/javascript-node:24-trixie";
-
-/// A variant of the agent image: the language toolchain it adds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Deserialize)]
-pub enum Lang {
-    /// Node.js and the agent only.
-    #[value(name = "base")]
-    #[serde(rename = "base")]
-    Base,
-    /// Adds Go.
-    #[value(name = "go")]
-    #[serde(rename = "go")]
-    Go,
-    /// Adds PHP 8.4.
-    #[value(name = "php8.4")]
-    #[serde(rename = "php8.4")]
-    Php84,
-    /// Adds PHP 8.5 with the dom, mbstring, xml, curl and intl extensions.
-    #[value(name = "php8.5")]
-    #[serde(rename = "php8.5")]
-    Php85,
-}
-
-impl Lang {
-    /// Every variant, for `build --all`.
-    pub const ALL: [Lang; 4] = [Lang::Base, Lang::Go, Lang::Php84, Lang::Php85];
-
-    /// The variant's name: the Dockerfile target and the image tag.
-    pub fn name(self) -> &'static str {
-        match self {
-            Lang::Base => "base",
-            Lang::Go => "go",
-            Lang::Php84 => "php8.4",
-            Lang::Php85 => "php8.5",
-        }
-    }
-}
+pub(crate) const DEFAULT_BASE_IMAGE: &str =
+    "mcr.microsoft.com/devcontainers/javascript-node:24-trixie";
 
 /// Everything an image is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +40,7 @@ pub struct ImageSpec {
 
 impl ImageSpec {
     /// The agent image variant `lang`, built FROM `base_image`.
-    pub fn agent(lang: Lang, base_image: &str) -> Self {
+    pub(crate) fn agent(lang: Lang, base_image: &str) -> Self {
         Self {
             tag: format!("{AGENT_REPOSITORY}:{}", lang.name()),
             target: lang.name().to_owned(),
@@ -117,7 +83,7 @@ impl ImageSpec {
     /// # Errors
     ///
     /// Writing the archive in memory fails (it does not in practice).
-    pub fn context(&self) -> std::io::Result<Vec<u8>> {
+    pub(crate) fn context(&self) -> std::io::Result<Vec<u8>> {
         let mut archive = tar::Builder::new(Vec::new());
         for (name, content) in &self.files {
             let mut header = tar::Header::new_gnu();
@@ -136,7 +102,7 @@ impl ImageSpec {
 pub enum ImageError {
     /// The engine failed.
     #[error(transparent)]
-    Docker(#[from] DockerError),
+    Engine(#[from] EngineError),
     /// The build context could not be written.
     #[error("cannot write the build context of {tag}")]
     Context {
@@ -158,7 +124,7 @@ pub enum ImageState {
 }
 
 /// Whether the image `tag` with these `labels` is current for `spec`.
-pub fn is_current(spec: &ImageSpec, labels: Option<&HashMap<String, String>>) -> bool {
+pub(crate) fn is_current(spec: &ImageSpec, labels: Option<&HashMap<String, String>>) -> bool {
     labels
         .and_then(|labels| labels.get(INPUTS_HASH))
         .is_some_and(|hash| *hash == spec.inputs_hash())

@@ -7,47 +7,47 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 
 /// Marks every object the launcher creates (images included).
-pub const MANAGED_BY: &str = "agent-sandbox.managed-by";
+pub(crate) const MANAGED_BY: &str = "agent-sandbox.managed-by";
 /// The value of [`MANAGED_BY`].
-pub const MANAGED_BY_VALUE: &str = "agent-sandbox";
+pub(crate) const MANAGED_BY_VALUE: &str = "agent-sandbox";
 /// The run an object belongs to.
-pub const SESSION: &str = "agent-sandbox.session";
+pub(crate) const SESSION: &str = "agent-sandbox.session";
 /// The PID of the launcher that created the object.
-pub const LAUNCHER_PID: &str = "agent-sandbox.launcher-pid";
+pub(crate) const LAUNCHER_PID: &str = "agent-sandbox.launcher-pid";
 /// The launcher's start time, as the kernel recorded it (guards against PID reuse).
-pub const LAUNCHER_START: &str = "agent-sandbox.launcher-start";
+pub(crate) const LAUNCHER_START: &str = "agent-sandbox.launcher-start";
 /// The host name of the machine the launcher ran on (PIDs mean nothing elsewhere).
-pub const LAUNCHER_HOST: &str = "agent-sandbox.launcher-host";
+pub(crate) const LAUNCHER_HOST: &str = "agent-sandbox.launcher-host";
 /// What the object is for (`agent`, `proxy`, `egress`, ...).
-pub const ROLE: &str = "agent-sandbox.role";
+pub(crate) const ROLE: &str = "agent-sandbox.role";
 /// On images: the hash of the build inputs.
-pub const INPUTS_HASH: &str = "agent-sandbox.inputs-hash";
+pub(crate) const INPUTS_HASH: &str = "agent-sandbox.inputs-hash";
 
 /// The launcher process that owns a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
+pub(crate) struct Owner {
     /// Its PID.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Its start time (clock ticks since boot on Linux; empty where unknown).
-    pub start: String,
+    pub(crate) start: String,
     /// The machine's host name.
-    pub host: String,
+    pub(crate) host: String,
 }
 
 /// One launcher run: its id and owner, labelled onto everything it creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
+pub(crate) struct Session {
     /// A short random-looking id, unique per run.
-    pub id: String,
+    pub(crate) id: String,
     /// The launcher process.
-    pub owner: Owner,
+    pub(crate) owner: Owner,
     /// Extra labels given with `--label`.
-    pub extra: Vec<(String, String)>,
+    pub(crate) extra: Vec<(String, String)>,
 }
 
 impl Session {
     /// A new session owned by `owner`, with an id derived from the owner and the clock.
-    pub fn new(owner: Owner, extra: Vec<(String, String)>) -> Self {
+    pub(crate) fn new(owner: Owner, extra: Vec<(String, String)>) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_nanos())
@@ -65,12 +65,12 @@ impl Session {
     }
 
     /// The name of this session's object with `role` (`agent-sandbox-1a2b3c4d5e6f-proxy`).
-    pub fn name(&self, role: &str) -> String {
+    pub(crate) fn name(&self, role: &str) -> String {
         format!("agent-sandbox-{}-{role}", self.id)
     }
 
     /// The labels of this session's object with `role`.
-    pub fn labels(&self, role: &str) -> HashMap<String, String> {
+    pub(crate) fn labels(&self, role: &str) -> HashMap<String, String> {
         let mut labels: HashMap<String, String> = self.extra.iter().cloned().collect();
         labels.extend([
             (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
@@ -85,7 +85,7 @@ impl Session {
 }
 
 /// The session and owner an object's labels name, if it is a session object.
-pub fn owner_of(labels: &HashMap<String, String>) -> Option<(String, Owner)> {
+pub(crate) fn owner_of(labels: &HashMap<String, String>) -> Option<(String, Owner)> {
     if labels.get(MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
         return None;
     }
@@ -103,7 +103,7 @@ pub fn owner_of(labels: &HashMap<String, String>) -> Option<(String, Owner)> {
 /// # Errors
 ///
 /// The argument that has no `=` or an empty key.
-pub fn parse_extra(labels: &[String]) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn parse_extra(labels: &[String]) -> Result<Vec<(String, String)>, String> {
     labels
         .iter()
         .map(|label| match label.split_once('=') {

@@ -8,7 +8,7 @@ use rustix::process::{Pid, test_kill_process};
 use crate::sandbox::labels::Owner;
 
 /// This process, as [`Owner`] labels record it.
-pub fn current_owner() -> Owner {
+pub(crate) fn current_owner() -> Owner {
     let pid = std::process::id();
     Owner {
         pid,
@@ -21,7 +21,7 @@ pub fn current_owner() -> Owner {
 }
 
 /// Whether `owner` (a launcher on this host) is still running.
-pub fn is_running(owner: &Owner) -> bool {
+pub(crate) fn is_running(owner: &Owner) -> bool {
     let Some(pid) = i32::try_from(owner.pid).ok().and_then(Pid::from_raw) else {
         return false;
     };

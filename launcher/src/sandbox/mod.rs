@@ -9,12 +9,12 @@
 //! populated from the sidecar image) listens on 127.0.0.1:8888 and forwards to it. No
 //! DNS, no other container and no host service is reachable from the agent.
 
-pub mod config;
-pub mod denied;
+pub(crate) mod config;
+pub(crate) mod denied;
 pub mod images;
-pub mod labels;
-pub mod liveness;
-pub mod teardown;
+pub(crate) mod labels;
+pub(crate) mod liveness;
+pub(crate) mod teardown;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -23,7 +23,8 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use futures_util::StreamExt as _;
 
-use crate::engine::{DockerError, Engine, ImageCommand, Output};
+use crate::engine::{Engine, EngineError, ImageCommand, Output};
+use crate::options::Isolation;
 use crate::options::profile::Missing;
 use crate::sandbox::config::{ProxyConfig, SandboxConfig};
 use crate::sandbox::labels::Session;
@@ -48,24 +49,12 @@ const READY_LINE: &str = "sandbox-proxy ready";
 /// How long the sidecar may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How the agent container is cut off from the network in proxy mode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Isolation {
-    /// No network at all; the proxy is reached through a Unix socket and a relay.
-    #[default]
-    NoNetwork,
-    /// A per-run internal Docker network shared with the sidecar. Weaker: the network's
-    /// gateway is the host, so host services listening on all addresses are reachable.
-    InternalNetwork,
-}
-
 /// Why the sandbox could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
+pub(crate) enum SandboxError {
     /// The engine failed.
     #[error(transparent)]
-    Docker(#[from] DockerError),
+    Engine(#[from] EngineError),
     /// A mount source could not be created.
     #[error("cannot create {path} to mount it into the sandbox")]
     MountSource {
@@ -93,7 +82,7 @@ pub enum SandboxError {
 
 /// How the agent container reaches the proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentNetwork {
+pub(crate) enum AgentNetwork {
     /// The host's network (no proxy).
     Host,
     /// No network; the relay as PID 1 reaches the proxy through the shared volumes.
@@ -112,15 +101,15 @@ pub enum AgentNetwork {
 
 /// A started proxy sidecar.
 #[derive(Debug, Clone)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     /// Its container id.
-    pub container: String,
+    pub(crate) container: String,
     /// How the agent reaches it.
-    pub network: AgentNetwork,
+    pub(crate) network: AgentNetwork,
 }
 
 /// The objects of one run.
-pub struct Sandbox<'a> {
+pub(crate) struct Sandbox<'a> {
     engine: &'a Engine,
     session: &'a Session,
     // Interior mutability so that a signal can reach the agent while the run goes on;
@@ -131,7 +120,7 @@ pub struct Sandbox<'a> {
 
 impl<'a> Sandbox<'a> {
     /// An empty sandbox for `session`.
-    pub fn new(engine: &'a Engine, session: &'a Session) -> Self {
+    pub(crate) fn new(engine: &'a Engine, session: &'a Session) -> Self {
         Self {
             engine,
             session,
@@ -149,12 +138,12 @@ impl<'a> Sandbox<'a> {
     }
 
     /// Whether the agent container exists yet.
-    pub fn has_agent(&self) -> bool {
+    pub(crate) fn has_agent(&self) -> bool {
         self.agent.lock().is_ok_and(|agent| agent.is_some())
     }
 
     /// Creates a per-run network with `role` (`internal`: no route out).
-    async fn create_network(&self, role: &str, internal: bool) -> Result<String, DockerError> {
+    async fn create_network(&self, role: &str, internal: bool) -> Result<String, EngineError> {
         let name = self.session.name(role);
         let id = self
             .engine
@@ -165,7 +154,7 @@ impl<'a> Sandbox<'a> {
     }
 
     /// Creates a per-run volume with `role`.
-    async fn create_volume(&self, role: &str) -> Result<String, DockerError> {
+    async fn create_volume(&self, role: &str) -> Result<String, EngineError> {
         let name = self.session.name(role);
         self.engine
             .create_volume(&name, &self.session.labels(role))
@@ -179,7 +168,7 @@ impl<'a> Sandbox<'a> {
         &self,
         role: &str,
         mut body: ContainerCreateBody,
-    ) -> Result<String, DockerError> {
+    ) -> Result<String, EngineError> {
         body.labels = Some(self.session.labels(role));
         let id = self
             .engine
@@ -196,7 +185,7 @@ impl<'a> Sandbox<'a> {
     ///
     /// The engine fails, or the sidecar exits or is not ready in time (its output is in
     /// the error).
-    pub async fn create_proxy(&self, proxy: &ProxyConfig) -> Result<Proxy, SandboxError> {
+    pub(crate) async fn create_proxy(&self, proxy: &ProxyConfig) -> Result<Proxy, SandboxError> {
         let egress = match &proxy.egress_network {
             Some(network) => network.clone(),
             None => self.create_network("egress", false).await?,
@@ -267,7 +256,7 @@ impl<'a> Sandbox<'a> {
     ///
     /// The engine fails, or the sidecar exits or is not ready in time (its output is in
     /// the error).
-    pub async fn start_proxy(&self, proxy: &Proxy) -> Result<(), SandboxError> {
+    pub(crate) async fn start_proxy(&self, proxy: &Proxy) -> Result<(), SandboxError> {
         self.engine.start_container(&proxy.container).await?;
         tracing::debug!(phase = "proxy started");
         self.wait_ready(&proxy.container).await
@@ -291,7 +280,7 @@ impl<'a> Sandbox<'a> {
                     }
                 }
             }
-            Ok::<_, DockerError>(false)
+            Ok::<_, EngineError>(false)
         })
         .await;
         match ready {
@@ -313,7 +302,7 @@ impl<'a> Sandbox<'a> {
     /// # Errors
     ///
     /// A mount source cannot be created, or the engine refuses the container.
-    pub async fn create_agent_container(
+    pub(crate) async fn create_agent_container(
         &self,
         config: &SandboxConfig,
         network: &AgentNetwork,
@@ -343,17 +332,17 @@ impl<'a> Sandbox<'a> {
     /// # Errors
     ///
     /// The engine fails to run the query in the sidecar.
-    pub async fn denied(
+    pub(crate) async fn denied(
         &self,
         proxy: &Proxy,
-    ) -> Result<crate::sandbox::denied::Denied, DockerError> {
+    ) -> Result<crate::sandbox::denied::Denied, EngineError> {
         let command = [PROXY_BINARY, "denied", "--admin", ADMIN_ADDRESS].map(str::to_owned);
         let output = self.engine.exec(&proxy.container, &command).await?;
         Ok(crate::sandbox::denied::Denied::parse(&output.stdout))
     }
 
     /// Passes `signal` (a name such as `SIGTERM`) on to the agent container, if it exists.
-    pub async fn signal_agent(&self, signal: &str) {
+    pub(crate) async fn signal_agent(&self, signal: &str) {
         let agent = self.agent.lock().ok().and_then(|agent| agent.clone());
         if let Some(agent) = agent
             && let Err(error) = self.engine.kill_container(&agent, signal).await
@@ -363,7 +352,7 @@ impl<'a> Sandbox<'a> {
     }
 
     /// Removes everything this sandbox created, in reverse order; returns the failures.
-    pub async fn teardown(self) -> Vec<DockerError> {
+    pub(crate) async fn teardown(self) -> Vec<EngineError> {
         let created = self
             .created
             .into_inner()
@@ -416,7 +405,7 @@ fn protect_allowlist(allowlist: &std::path::Path, mounts: &[Mount]) -> Vec<Mount
 }
 
 /// The environment that points HTTP clients (curl, Node, Java, ...) at the proxy.
-pub fn proxy_environment(host: &str, port: u16) -> Vec<String> {
+pub(crate) fn proxy_environment(host: &str, port: u16) -> Vec<String> {
     let url = format!("http://{host}:{port}");
     let no_proxy = "localhost,127.0.0.1";
     let mut env: Vec<String> = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
@@ -437,7 +426,7 @@ pub fn proxy_environment(host: &str, port: u16) -> Vec<String> {
 
 /// The agent container's definition (pure, so its hardening is unit-tested). Its stdin is
 /// open (closed when the launcher's input ends); `tty` gives it a terminal.
-pub fn agent_container_body(
+pub(crate) fn agent_container_body(
     config: &SandboxConfig,
     network: &AgentNetwork,
     image: &ImageCommand,
@@ -520,11 +509,11 @@ pub fn agent_container_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::cli::SandboxArgs;
+    use crate::options::Options;
     use crate::options::profile::Profile;
     use crate::sandbox::config::Host;
 
-    fn config(args: SandboxArgs) -> SandboxConfig {
+    fn config(args: Options) -> SandboxConfig {
         let profile = Profile::lookup("pi", &Default::default()).unwrap();
         let host = Host {
             cwd: "/src/project".into(),
@@ -552,7 +541,7 @@ mod tests {
     #[test]
     fn the_agent_container_is_hardened() {
         let body = agent_container_body(
-            &config(SandboxArgs::default()),
+            &config(Options::default()),
             &AgentNetwork::Host,
             &image(),
             true,
@@ -588,12 +577,12 @@ mod tests {
 
     #[test]
     fn limits_and_read_only_root_reach_the_engine() {
-        let args = SandboxArgs {
+        let args = Options {
             memory: "512m".parse().ok(),
             cpus: "1.5".parse().ok(),
             pids: "256".parse().ok(),
             read_only: true,
-            ..SandboxArgs::default()
+            ..Options::default()
         };
         let host = agent_container_body(&config(args), &AgentNetwork::Host, &image(), false)
             .host_config
@@ -611,7 +600,7 @@ mod tests {
             run_volume: "run".into(),
             bin_volume: "bin".into(),
         };
-        let body = agent_container_body(&config(SandboxArgs::default()), &network, &image(), false);
+        let body = agent_container_body(&config(Options::default()), &network, &image(), false);
         let entrypoint = body.entrypoint.unwrap();
         assert_eq!(entrypoint[..2], [PROXY_BINARY, "relay"]);
         assert_eq!(
@@ -679,7 +668,7 @@ mod tests {
         let network = AgentNetwork::Internal {
             network: "net".into(),
         };
-        let body = agent_container_body(&config(SandboxArgs::default()), &network, &image(), false);
+        let body = agent_container_body(&config(Options::default()), &network, &image(), false);
         assert!(
             body.env
                 .unwrap()

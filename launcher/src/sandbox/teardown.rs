@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
 
-use crate::engine::{DockerError, Engine, Kind, Labelled};
+use crate::engine::{Engine, EngineError, Kind, Labelled};
 use crate::sandbox::labels::{self, Owner, SESSION};
 
 /// Something a run created, to be removed at its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resource {
+pub(crate) enum Resource {
     /// A container (id).
     Container(String),
     /// A network (id).
@@ -35,7 +35,7 @@ impl From<Labelled> for Resource {
 /// containers first (they use the networks and volumes), concurrently, then the networks
 /// and volumes, concurrently. Every removal is attempted even when one fails; the
 /// failures are returned.
-pub async fn remove_all(engine: &Engine, resources: Vec<Resource>) -> Vec<DockerError> {
+pub(crate) async fn remove_all(engine: &Engine, resources: Vec<Resource>) -> Vec<EngineError> {
     let (containers, others): (Vec<Resource>, Vec<Resource>) = resources
         .into_iter()
         .rev()
@@ -60,10 +60,10 @@ pub async fn remove_all(engine: &Engine, resources: Vec<Resource>) -> Vec<Docker
 
 /// What a session left on the engine, in the order to remove it: containers (which use
 /// the rest), then networks, then volumes.
-pub async fn session_resources(
+pub(crate) async fn session_resources(
     engine: &Engine,
     session: &str,
-) -> Result<Vec<Resource>, DockerError> {
+) -> Result<Vec<Resource>, EngineError> {
     let key = format!("{SESSION}={session}");
     let mut resources = Vec::new();
     // remove_all works backwards, so list them in creation order.
@@ -82,7 +82,7 @@ pub async fn session_resources(
 /// The sessions among `objects` that are stale: created by a launcher on `host` (process
 /// ids mean nothing on other machines) that `running` says is gone, and not `current`.
 /// Objects without complete session labels are never selected.
-pub fn stale_sessions(
+pub(crate) fn stale_sessions(
     objects: &[Labelled],
     host: &str,
     current: Option<&str>,
@@ -107,12 +107,12 @@ pub fn stale_sessions(
 /// # Errors
 ///
 /// The engine cannot list objects.
-pub async fn gc(
+pub(crate) async fn gc(
     engine: &Engine,
     host: &str,
     current: Option<&str>,
     running: impl Fn(&Owner) -> bool,
-) -> Result<Vec<String>, DockerError> {
+) -> Result<Vec<String>, EngineError> {
     let mut objects = Vec::new();
     for kind in [Kind::Container, Kind::Network, Kind::Volume] {
         objects.extend(engine.labelled(kind, labels::MANAGED_BY).await?);
@@ -130,7 +130,7 @@ pub async fn gc(
 /// Makes a panic remove the session's objects before the process ends: the hook runs on
 /// the panicking thread while the async runtime may be unusable, so it uses a fresh
 /// thread with its own runtime and connection, and finds the objects by label.
-pub fn remove_on_panic(session: String) {
+pub(crate) fn remove_on_panic(session: String) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);

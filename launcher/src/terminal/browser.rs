@@ -16,9 +16,9 @@ use crate::report::notice;
 use crate::sandbox::labels::Owner;
 
 /// Where the channel directory is mounted in the container.
-pub const CONTAINER_DIR: &str = "/run/agent-sandbox/browser";
+pub(crate) const CONTAINER_DIR: &str = "/run/agent-sandbox/browser";
 /// The variable telling the image's shim which file to append URLs to.
-pub const ENV_VAR: &str = "AGENT_SANDBOX_BROWSER";
+pub(crate) const ENV_VAR: &str = "AGENT_SANDBOX_BROWSER";
 /// The file, inside the channel directory.
 const FILE_NAME: &str = "urls";
 /// The longest URL accepted (OAuth URLs with PKCE parameters stay well below this).
@@ -32,7 +32,7 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// Why a line from the container was not opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Not an `http://` or `https://` URL.
     #[error("not an http or https URL")]
     Scheme,
@@ -53,7 +53,7 @@ pub enum Refusal {
 /// # Errors
 ///
 /// The reason it is refused.
-pub fn check_url(line: &str) -> Result<&str, Refusal> {
+pub(crate) fn check_url(line: &str) -> Result<&str, Refusal> {
     if line.len() > MAX_URL {
         return Err(Refusal::TooLong);
     }
@@ -76,7 +76,7 @@ pub fn check_url(line: &str) -> Result<&str, Refusal> {
 /// The per-run channel: a private directory holding the file the container appends to.
 /// The directory is removed when this is dropped.
 #[derive(Debug)]
-pub struct Channel {
+pub(crate) struct Channel {
     dir: PathBuf,
 }
 
@@ -87,7 +87,7 @@ impl Channel {
     /// # Errors
     ///
     /// The directory or its files cannot be created.
-    pub fn create(parent: &Path, session: &str, owner: &Owner) -> std::io::Result<Self> {
+    pub(crate) fn create(parent: &Path, session: &str, owner: &Owner) -> std::io::Result<Self> {
         let dir = parent.join(format!("{PREFIX}{session}"));
         DirBuilder::new().mode(0o700).create(&dir)?;
         let channel = Self { dir };
@@ -103,14 +103,14 @@ impl Channel {
 
     /// A parent for channels: `$XDG_RUNTIME_DIR` (private to the user) when set, else the
     /// temporary directory (the channel's own directory is private either way).
-    pub fn default_parent() -> PathBuf {
+    pub(crate) fn default_parent() -> PathBuf {
         std::env::var_os("XDG_RUNTIME_DIR")
             .filter(|d| !d.is_empty())
             .map_or_else(std::env::temp_dir, PathBuf::from)
     }
 
     /// The directory to mount at [`CONTAINER_DIR`].
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -123,7 +123,7 @@ impl Channel {
     /// # Errors
     ///
     /// The file cannot be opened.
-    pub fn follower(&self) -> std::io::Result<Follower> {
+    pub(crate) fn follower(&self) -> std::io::Result<Follower> {
         Ok(Follower {
             file: File::open(self.file())?,
             pending: Vec::new(),
@@ -133,7 +133,7 @@ impl Channel {
 
 /// Reads the channel file's new lines (see [`Channel::follower`]).
 #[derive(Debug)]
-pub struct Follower {
+pub(crate) struct Follower {
     file: File,
     pending: Vec<u8>,
 }
@@ -141,7 +141,7 @@ pub struct Follower {
 impl Follower {
     /// Follows the file, handing every complete line to `open` when it is an acceptable
     /// URL and reporting it otherwise; never returns (drop it to stop).
-    pub async fn follow(&mut self, open: impl Fn(&str)) {
+    pub(crate) async fn follow(&mut self, open: impl Fn(&str)) {
         let mut interval = tokio::time::interval(POLL);
         loop {
             interval.tick().await;
@@ -150,7 +150,7 @@ impl Follower {
     }
 
     /// Handles the complete lines appended since the last call.
-    pub fn read_lines(&mut self, open: impl Fn(&str)) {
+    pub(crate) fn read_lines(&mut self, open: impl Fn(&str)) {
         let mut chunk = Vec::new();
         if self.file.read_to_end(&mut chunk).is_err() || chunk.is_empty() {
             return;
@@ -182,7 +182,7 @@ impl Follower {
 /// Removes the channel directories under `parent` whose launcher is gone (a launcher
 /// killed outright cannot remove its own) and returns how many. Directories without a
 /// readable owner record are left alone.
-pub fn remove_stale(parent: &Path, running: impl Fn(&Owner) -> bool) -> usize {
+pub(crate) fn remove_stale(parent: &Path, running: impl Fn(&Owner) -> bool) -> usize {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return 0;
     };
@@ -211,7 +211,7 @@ impl Drop for Channel {
 }
 
 /// Opens `url` in the user's browser, on a blocking thread, and prints it.
-pub fn open_in_browser(url: &str) {
+pub(crate) fn open_in_browser(url: &str) {
     notice(&format!("opening in your browser: {url}"));
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || {

@@ -1,7 +1,7 @@
 //! The user's side of a run: the terminal, the standard streams, the browser.
 
-pub mod browser;
-pub mod stdio;
+pub(crate) mod browser;
+pub(crate) mod stdio;
 mod tty;
 
-pub use tty::*;
+pub(crate) use tty::*;

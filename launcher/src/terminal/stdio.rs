@@ -10,7 +10,7 @@ use futures_util::StreamExt as _;
 use tokio::io::{AsyncWriteExt as _, stderr, stdout};
 use tokio::sync::mpsc;
 
-use crate::engine::{Attached, DockerError, Output};
+use crate::engine::{Attached, EngineError, Output};
 
 /// Size of one stdin read.
 const CHUNK: usize = 16 * 1024;
@@ -43,7 +43,7 @@ fn read_stdin() -> mpsc::Receiver<Vec<u8>> {
 /// # Errors
 ///
 /// The engine connection fails while relaying.
-pub async fn relay(attached: Attached) -> Result<(), DockerError> {
+pub(crate) async fn relay(attached: Attached) -> Result<(), EngineError> {
     let Attached {
         mut output,
         mut input,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use rustix::termios::{OptionalActions, Termios, tcgetattr, tcgetwinsize, tcsetattr};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::engine::{DockerError, Engine};
+use crate::engine::{Engine, EngineError};
+use crate::report;
 
 /// The settings to restore, kept where the panic hook can reach them.
 static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
@@ -21,13 +22,13 @@ const FIRST_RESIZE_TRIES: u32 = 10;
 const FIRST_RESIZE_PAUSE: Duration = Duration::from_millis(20);
 
 /// Whether the run gets a TTY: only when stdin and stdout are both terminals.
-pub fn is_interactive() -> bool {
+pub(crate) fn is_interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
 /// Raw mode on the terminal while this lives.
 #[derive(Debug)]
-pub struct RawMode(());
+pub(crate) struct RawMode(());
 
 impl RawMode {
     /// Puts the terminal on stdin in raw mode (no echo, no line editing, no signals from
@@ -36,13 +37,14 @@ impl RawMode {
     /// # Errors
     ///
     /// The terminal settings cannot be read or changed.
-    pub fn enable() -> std::io::Result<Self> {
+    pub(crate) fn enable() -> std::io::Result<Self> {
         let stdin = std::io::stdin();
         let original = tcgetattr(&stdin)?;
         let mut raw = original.clone();
         raw.make_raw();
         if let Ok(mut saved) = SAVED.lock() {
             *saved = Some(original);
+            report::set_raw_terminal(true);
         }
         tcsetattr(&stdin, OptionalActions::Now, &raw)?;
         Ok(Self(()))
@@ -55,22 +57,18 @@ impl Drop for RawMode {
     }
 }
 
-/// Whether the terminal is in raw mode now (lines written to it then need `\r\n`).
-pub fn is_raw() -> bool {
-    SAVED.lock().is_ok_and(|saved| saved.is_some())
-}
-
 /// Restores the terminal settings saved by [`RawMode::enable`], if any (idempotent).
-pub fn restore() {
+pub(crate) fn restore() {
     let saved = SAVED.lock().ok().and_then(|mut saved| saved.take());
     if let Some(original) = saved {
         let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &original);
+        report::set_raw_terminal(false);
     }
 }
 
 /// Makes a panic restore the terminal before anything is printed (a panic may abort the
 /// process without unwinding, so the guard's drop would not run).
-pub fn restore_on_panic() {
+pub(crate) fn restore_on_panic() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();
@@ -79,15 +77,15 @@ pub fn restore_on_panic() {
 }
 
 /// The terminal's size as (columns, rows), if stdout is a terminal.
-pub fn size() -> Option<(u16, u16)> {
+pub(crate) fn size() -> Option<(u16, u16)> {
     let size = tcgetwinsize(std::io::stdout()).ok()?;
     (size.ws_col > 0 && size.ws_row > 0).then_some((size.ws_col, size.ws_row))
 }
 
 /// Sizes the container's TTY like the terminal, retrying while the TTY does not exist
 /// yet, then again on every SIGWINCH; never returns (drop it to stop).
-pub async fn follow_size(engine: &Engine, container: &str) {
-    let mut resized = Err(None::<DockerError>);
+pub(crate) async fn follow_size(engine: &Engine, container: &str) {
+    let mut resized = Err(None::<EngineError>);
     for _ in 0..FIRST_RESIZE_TRIES {
         let Some((columns, rows)) = size() else { break };
         resized = engine
@@ -100,7 +98,7 @@ pub async fn follow_size(engine: &Engine, container: &str) {
         tokio::time::sleep(FIRST_RESIZE_PAUSE).await;
     }
     if let Err(Some(error)) = resized {
-        tracing::debug!(error = %crate::report::chain(&error), "cannot size the container's terminal");
+        tracing::debug!(error = %report::chain(&error), "cannot size the container's terminal");
     }
     let Ok(mut changes) = signal(SignalKind::window_change()) else {
         return std::future::pending().await;
@@ -109,7 +107,7 @@ pub async fn follow_size(engine: &Engine, container: &str) {
         if let Some((columns, rows)) = size()
             && let Err(error) = engine.resize_tty(container, columns, rows).await
         {
-            tracing::debug!(error = %crate::report::chain(&error), "cannot resize the container's terminal");
+            tracing::debug!(error = %report::chain(&error), "cannot resize the container's terminal");
         }
     }
     std::future::pending().await
