@@ -70,10 +70,8 @@ pub(crate) enum Error {
     /// The options do not describe an acceptable sandbox.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// An image could not be built.
     #[error(transparent)]
     Image(#[from] ImageError),
     /// The sandbox could not be set up.
@@ -94,10 +92,7 @@ pub(crate) enum Error {
          `scripts/build-proxy-image.sh --tag {image}` (no pulls) or \
          `docker build -f images/proxy/Dockerfile -t {image} .`, or pass --proxy-image IMAGE"
     )]
-    NoProxyImage {
-        /// The image looked for.
-        image: String,
-    },
+    NoProxyImage { image: String },
 }
 
 impl Error {

@@ -18,31 +18,22 @@ pub(crate) enum ContextError {
     /// The docker CLI configuration file exists but cannot be read or parsed.
     #[error("cannot read docker configuration {path}")]
     Config {
-        /// The file.
         path: PathBuf,
-        /// What went wrong.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The context named as current has no metadata in the context store.
     #[error("docker context {name:?} is not in the context store {path}")]
     MissingContext {
-        /// The context's name.
         name: String,
         /// The metadata file looked for.
         path: PathBuf,
-        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// The context's metadata has no Docker endpoint.
     #[error("docker context {name:?} has no docker endpoint ({path})")]
-    NoEndpoint {
-        /// The context's name.
-        name: String,
-        /// The metadata file.
-        path: PathBuf,
-    },
+    NoEndpoint { name: String, path: PathBuf },
 }
 
 /// Where the engine address came from (shown by `doctor`).
@@ -59,9 +50,7 @@ pub(crate) enum EndpointSource {
 /// An engine address and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    /// The address (`unix:///...`, `tcp://...`).
     pub(crate) host: String,
-    /// Where it came from.
     pub(crate) source: EndpointSource,
 }
 

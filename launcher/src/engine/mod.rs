@@ -70,20 +70,15 @@ pub(crate) struct EngineVersion {
 /// An image's default command, needed to wrap it (for the relay as PID 1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ImageCommand {
-    /// The image's ENTRYPOINT.
     pub(crate) entrypoint: Vec<String>,
-    /// The image's CMD.
     pub(crate) cmd: Vec<String>,
 }
 
 /// The kinds of engine object a run creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A container.
     Container,
-    /// A network.
     Network,
-    /// A volume.
     Volume,
 }
 
@@ -100,11 +95,9 @@ impl std::fmt::Display for Kind {
 /// An object found by label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Labelled {
-    /// What it is.
     pub(crate) kind: Kind,
     /// Container id, network id or volume name.
     pub(crate) id: String,
-    /// Its labels.
     pub(crate) labels: HashMap<String, String>,
 }
 
@@ -133,18 +126,14 @@ pub(crate) type OutputStream = Pin<Box<dyn Stream<Item = Result<Output, EngineEr
 pub(crate) struct Attached {
     /// Output (demultiplexed when the container has no TTY).
     pub(crate) output: OutputStream,
-    /// The container's stdin.
     pub(crate) input: Pin<Box<dyn AsyncWrite + Send>>,
 }
 
 /// What a command run in a container printed, and its status.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ExecOutput {
-    /// Its exit code, when the engine reported one.
     pub(crate) exit_code: Option<i64>,
-    /// Its standard output.
     pub(crate) stdout: String,
-    /// Its standard error.
     pub(crate) stderr: String,
 }
 
@@ -192,7 +181,6 @@ impl Engine {
         Ok(Self { docker, endpoint })
     }
 
-    /// The engine's address.
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
@@ -355,10 +343,6 @@ impl Engine {
     }
 
     /// Connects `container` to `network`, reachable there under `aliases`.
-    ///
-    /// # Errors
-    ///
-    /// The engine refuses.
     pub(crate) async fn connect_network(
         &self,
         network: &str,
@@ -392,10 +376,6 @@ impl Engine {
     }
 
     /// Creates a local volume.
-    ///
-    /// # Errors
-    ///
-    /// The engine refuses.
     pub(crate) async fn create_volume(
         &self,
         name: &str,
@@ -458,10 +438,6 @@ impl Engine {
     /// Attaches to a container's stdin, stdout and stderr. Done before the container
     /// starts, no output is lost. `detach_keys` replaces docker's default Ctrl-P Ctrl-Q,
     /// which would swallow every Ctrl-P typed.
-    ///
-    /// # Errors
-    ///
-    /// The engine refuses.
     pub(crate) async fn attach(
         &self,
         id: &str,
@@ -492,10 +468,6 @@ impl Engine {
 
     /// Sends `signal` (a name such as `SIGTERM`) to a container's main process; a
     /// container that is gone or no longer running counts as signalled.
-    ///
-    /// # Errors
-    ///
-    /// The engine refuses.
     pub(crate) async fn kill_container(&self, id: &str, signal: &str) -> Result<(), EngineError> {
         let options = KillContainerOptionsBuilder::default()
             .signal(signal)
@@ -565,10 +537,6 @@ impl Engine {
     }
 
     /// The whole log of a container so far, both streams interleaved.
-    ///
-    /// # Errors
-    ///
-    /// The engine fails.
     pub(crate) async fn logs(&self, id: &str) -> Result<String, EngineError> {
         let options = LogsOptionsBuilder::default()
             .stdout(true)
@@ -584,10 +552,6 @@ impl Engine {
     }
 
     /// Runs `command` in a running container and collects its output and status.
-    ///
-    /// # Errors
-    ///
-    /// The engine fails.
     pub(crate) async fn exec(
         &self,
         id: &str,
@@ -634,10 +598,6 @@ impl Engine {
     }
 
     /// Removes a container, killing it if it runs; one already gone counts as removed.
-    ///
-    /// # Errors
-    ///
-    /// The engine refuses.
     pub(crate) async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
@@ -649,10 +609,6 @@ impl Engine {
 
     /// The objects of `kind` (containers: running or not) carrying the label filter `key`
     /// (`name` for any value, `name=value` for one value).
-    ///
-    /// # Errors
-    ///
-    /// The engine fails.
     pub(crate) async fn labelled(
         &self,
         kind: Kind,

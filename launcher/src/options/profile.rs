@@ -25,18 +25,11 @@ fn builtin_source(name: &str) -> Option<&'static str> {
 pub(crate) enum ProfileError {
     /// No built-in profile and no settings entry has this name.
     #[error("unknown agent {name:?}: known agents are {known}")]
-    Unknown {
-        /// The requested name.
-        name: String,
-        /// The known names, comma-separated.
-        known: String,
-    },
+    Unknown { name: String, known: String },
     /// A built-in profile does not parse (a defect of this build).
     #[error("built-in profile {name:?} is invalid")]
     Builtin {
-        /// The profile's name.
         name: String,
-        /// The parse error.
         #[source]
         source: toml::de::Error,
     },
@@ -80,7 +73,6 @@ fn default_shell() -> Vec<String> {
 pub(crate) struct Prompt {
     /// The agent's option that appends to its system prompt.
     pub(crate) flag: String,
-    /// The text.
     pub(crate) text: String,
 }
 
@@ -93,7 +85,6 @@ pub(crate) struct MountSpec {
     /// The container path; a leading `~/` is the profile's home; absent: the host path.
     #[serde(default)]
     pub(crate) container: Option<String>,
-    /// Mount read-only.
     #[serde(default)]
     pub(crate) read_only: bool,
     /// What to do when the host path does not exist.
@@ -115,11 +106,8 @@ pub(crate) enum Missing {
 /// A mount with both paths resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ResolvedMount {
-    /// The absolute host path.
     pub(crate) source: PathBuf,
-    /// The absolute container path.
     pub(crate) target: String,
-    /// Mount read-only.
     pub(crate) read_only: bool,
     /// What to do when the source does not exist.
     pub(crate) missing: Missing,

@@ -32,16 +32,13 @@ pub(crate) enum SettingsError {
     /// The file exists but cannot be read.
     #[error("cannot read settings file {path}")]
     Read {
-        /// The file.
         path: PathBuf,
-        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// The file is not valid (the cause names the line and the reason).
     #[error("invalid settings file {path}")]
     Parse {
-        /// The file.
         path: PathBuf,
         /// The parse error, with line and column.
         #[source]

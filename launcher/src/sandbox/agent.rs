@@ -18,16 +18,11 @@ pub(crate) enum AgentNetwork {
     Host,
     /// No network; the relay as PID 1 reaches the proxy through the shared volumes.
     Relay {
-        /// The volume holding the proxy's socket.
         run_volume: String,
-        /// The volume holding the proxy binary.
         bin_volume: String,
     },
     /// The per-run internal network, where the sidecar has the alias `proxy`.
-    Internal {
-        /// The network's name.
-        network: String,
-    },
+    Internal { network: String },
 }
 
 impl Sandbox<'_> {

@@ -24,9 +24,7 @@ pub(crate) enum ConfigError {
          for a domain and its subdomains) or pass --allowed-domains FILE"
     )]
     MissingAllowlist {
-        /// The file looked for.
         path: PathBuf,
-        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -37,10 +35,7 @@ pub(crate) enum ConfigError {
     #[error(
         "refusing to mount {path} into the sandbox as the working directory (it exposes everything below it); run from a project directory or pass --force"
     )]
-    BroadWorkdir {
-        /// The directory.
-        path: PathBuf,
-    },
+    BroadWorkdir { path: PathBuf },
     /// The working directory cannot be determined.
     #[error("cannot determine the current directory")]
     Workdir(#[source] std::io::Error),
@@ -55,13 +50,9 @@ pub(crate) enum ConfigError {
 /// Facts about the host the configuration depends on (passed in, so tests choose them).
 #[derive(Debug, Clone)]
 pub(crate) struct Host {
-    /// The current directory.
     pub(crate) cwd: PathBuf,
-    /// The user's home directory.
     pub(crate) home: PathBuf,
-    /// The user's UID.
     pub(crate) uid: u32,
-    /// The user's primary GID.
     pub(crate) gid: u32,
 }
 
@@ -102,7 +93,6 @@ pub(crate) enum AgentImage {
 }
 
 impl AgentImage {
-    /// The image's name.
     pub(crate) fn name(&self) -> &str {
         match self {
             AgentImage::Given(name) => name,
@@ -116,7 +106,6 @@ impl AgentImage {
 pub(crate) struct ProxyConfig {
     /// The allowlist file (absolute, existing).
     pub(crate) allowlist: PathBuf,
-    /// The sidecar image.
     pub(crate) image: String,
     /// An existing network for the sidecar's egress, instead of a per-run bridge.
     pub(crate) egress_network: Option<String>,
@@ -127,11 +116,8 @@ pub(crate) struct ProxyConfig {
 /// Resource limits for the agent container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Limits {
-    /// Memory.
     pub(crate) memory: Option<MemoryLimit>,
-    /// CPUs.
     pub(crate) cpus: Option<CpuLimit>,
-    /// Processes.
     pub(crate) pids: Option<PidsLimit>,
 }
 
@@ -143,7 +129,6 @@ pub(crate) struct SandboxConfig {
     /// The allowlist file, when it exists (also outside proxy mode: the agent container
     /// sees it read-only, so that it cannot widen a later run's policy).
     pub(crate) allowlist: Option<PathBuf>,
-    /// The agent container's image.
     pub(crate) image: AgentImage,
     /// Rebuild the images even when up to date.
     pub(crate) rebuild: bool,
@@ -157,7 +142,6 @@ pub(crate) struct SandboxConfig {
     pub(crate) env: Vec<String>,
     /// The command run in the container.
     pub(crate) command: Vec<String>,
-    /// Resource limits.
     pub(crate) limits: Limits,
     /// Mount the root filesystem read-only.
     pub(crate) read_only: bool,

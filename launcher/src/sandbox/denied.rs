@@ -9,7 +9,6 @@ use serde::Deserialize;
 pub(crate) struct DeniedHost {
     /// The host name (or address) asked for.
     pub(crate) host: String,
-    /// The port.
     pub(crate) port: u16,
     /// How many requests were refused.
     pub(crate) count: u64,

@@ -100,18 +100,13 @@ impl ImageSpec {
 /// Why an image could not be made available.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// The engine failed.
+    /// The engine failed, or the build did ([`EngineError::BuildFailed`]).
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The build context could not be written.
-    #[error("cannot write the build context of {tag}")]
-    Context {
-        /// The image.
-        tag: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The build context (a tar archive of the image's files, written in memory) could
+    /// not be written: the image's tag and the cause.
+    #[error("cannot write the build context of {0}")]
+    Context(String, #[source] std::io::Error),
 }
 
 /// What [`ensure`] did.
@@ -144,10 +139,9 @@ pub async fn ensure(
     if !force && is_current(spec, engine.image_labels(&spec.tag).await?.as_ref()) {
         return Ok(ImageState::UpToDate);
     }
-    let context = spec.context().map_err(|source| ImageError::Context {
-        tag: spec.tag.clone(),
-        source,
-    })?;
+    let context = spec
+        .context()
+        .map_err(|source| ImageError::Context(spec.tag.clone(), source))?;
     let labels = HashMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (INPUTS_HASH.to_owned(), spec.inputs_hash()),

@@ -26,11 +26,9 @@ pub(crate) const INPUTS_HASH: &str = "agent-sandbox.inputs-hash";
 /// The launcher process that owns a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Owner {
-    /// Its PID.
     pub(crate) pid: u32,
     /// Its start time (clock ticks since boot on Linux; empty where unknown).
     pub(crate) start: String,
-    /// The machine's host name.
     pub(crate) host: String,
 }
 
@@ -39,7 +37,6 @@ pub(crate) struct Owner {
 pub(crate) struct Session {
     /// A short random-looking id, unique per run.
     pub(crate) id: String,
-    /// The launcher process.
     pub(crate) owner: Owner,
     /// Extra labels given with `--label`.
     pub(crate) extra: Vec<(String, String)>,

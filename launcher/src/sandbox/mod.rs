@@ -26,32 +26,21 @@ pub(crate) use agent::AgentNetwork;
 /// Why the sandbox could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SandboxError {
-    /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// A mount source could not be created.
     #[error("cannot create {path} to mount it into the sandbox")]
     MountSource {
-        /// The directory.
         path: std::path::PathBuf,
-        /// The cause.
         #[source]
         source: std::io::Error,
     },
     /// The sidecar exited before it was ready.
     #[error("the proxy sidecar exited before it was ready; its output:\n{logs}")]
-    ProxyExited {
-        /// The sidecar's output.
-        logs: String,
-    },
+    ProxyExited { logs: String },
     /// The sidecar did not become ready in time.
     #[error("the proxy sidecar was not ready after {timeout:?}; its output:\n{logs}")]
-    ProxyTimeout {
-        /// How long the launcher waited.
-        timeout: Duration,
-        /// The sidecar's output.
-        logs: String,
-    },
+    ProxyTimeout { timeout: Duration, logs: String },
 }
 
 /// The objects of one run.
@@ -65,7 +54,6 @@ pub(crate) struct Sandbox<'a> {
 }
 
 impl<'a> Sandbox<'a> {
-    /// An empty sandbox for `session`.
     pub(crate) fn new(engine: &'a Engine, session: &'a Session) -> Self {
         Self {
             engine,
@@ -75,7 +63,6 @@ impl<'a> Sandbox<'a> {
         }
     }
 
-    /// Records a created object for teardown.
     fn record(&self, resource: Resource) {
         self.created
             .lock()

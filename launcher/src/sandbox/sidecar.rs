@@ -24,7 +24,6 @@ use crate::options::Isolation;
 pub(super) const RUN_DIR: &str = "/run/sandbox";
 /// Where the proxy binary's directory is, in the sidecar image and the agent container.
 pub(super) const BIN_DIR: &str = "/opt/sandbox/bin";
-/// The proxy binary.
 pub(super) const PROXY_BINARY: &str = "/opt/sandbox/bin/sandbox-proxy";
 /// Where the allowlist is mounted in the sidecar.
 const ALLOWLIST_PATH: &str = "/etc/sandbox-proxy/allowed_domains.txt";
@@ -42,9 +41,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// A started proxy sidecar.
 #[derive(Debug, Clone)]
 pub(crate) struct Proxy {
-    /// Its container id.
     pub(crate) container: String,
-    /// How the agent reaches it.
     pub(crate) network: AgentNetwork,
 }
 

@@ -10,14 +10,12 @@ use futures_util::future::join_all;
 use crate::engine::{Engine, EngineError, Kind, Labelled};
 use crate::sandbox::labels::{self, Owner, SESSION};
 
-/// Something a run created, to be removed at its end.
+/// Something a run created, to be removed at its end: containers and networks by id,
+/// volumes by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Resource {
-    /// A container (id).
     Container(String),
-    /// A network (id).
     Network(String),
-    /// A volume (name).
     Volume(String),
 }
 

@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 
 use crate::engine::{Attached, EngineError, Output};
 
-/// Size of one stdin read.
 const CHUNK: usize = 16 * 1024;
 
 /// Reads the launcher's stdin on a thread of its own (a blocking read, no polling; the
