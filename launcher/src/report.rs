@@ -25,7 +25,7 @@ pub(crate) fn notice(message: &str) {
 }
 
 /// An error and its causes, joined with `: ` (shared with the proxy's reports).
-pub use sandbox_proxy::report::chain;
+pub use sandbox_policy::report::chain;
 
 #[cfg(test)]
 mod tests {

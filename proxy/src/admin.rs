@@ -78,14 +78,14 @@ fn route(request: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             state.telemetry.encode(),
         ),
-        "/denied" => {
-            let denied = state.telemetry.denied.snapshot();
-            respond(
-                StatusCode::OK,
-                "application/json",
-                serde_json::to_string(&denied).unwrap_or_else(|_| "[]".into()),
-            )
-        }
+        "/denied" => match serde_json::to_string(&state.telemetry.denied.report()) {
+            Ok(json) => respond(StatusCode::OK, "application/json", json),
+            Err(_) => respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "cannot encode the record\n".into(),
+            ),
+        },
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }

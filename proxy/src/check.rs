@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
+use sandbox_policy::{Authority, Host, HostError, Policy};
+
 use crate::cli::{CheckArgs, PolicyArgs};
 use crate::config::PolicyConfig;
 use crate::exit::Exit;
-use crate::host::{Authority, Host, HostError};
-use crate::policy::Policy;
 
 /// Port assumed for a target written without one.
 const DEFAULT_TARGET_PORT: u16 = 443;
@@ -41,7 +41,11 @@ pub(crate) fn load_policy(args: &PolicyArgs) -> Result<Policy, Exit> {
         Exit::Usage
     })?;
     let policy = Policy::load(&config.allowlist, &config.options, 1).map_err(|err| {
-        let _ = writeln!(stderr, "sandbox-proxy: {}", crate::report::chain(&err));
+        let _ = writeln!(
+            stderr,
+            "sandbox-proxy: {}",
+            sandbox_policy::report::chain(&err)
+        );
         Exit::InvalidAllowlist
     })?;
     crate::lint::print_findings(&mut stderr, &config.allowlist, policy.allowlist());
@@ -81,8 +85,9 @@ fn decide(policy: &Policy, target: &str) -> (bool, String) {
 
 #[cfg(test)]
 mod tests {
+    use sandbox_policy::PolicyOptions;
+
     use super::*;
-    use crate::policy::PolicyOptions;
 
     #[test]
     fn lines_name_the_deciding_entry_or_the_reason() {

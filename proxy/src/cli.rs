@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sandbox_policy::protocol::{self, ListenAddr};
 
-use crate::listen::ListenAddr;
 use crate::logging::LogFormat;
 
 const EXAMPLES: &str = "\
@@ -65,7 +65,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// The proxy's management address.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADMIN)]
+    #[arg(long, value_name = "ADDR", default_value = protocol::ADMIN_ADDRESS)]
     pub admin: SocketAddr,
     /// How long to wait for an answer.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -85,9 +85,6 @@ pub struct RelayArgs {
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
 }
-
-/// The default management address.
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 
 /// The server's `--admin ADDR`, or `off` for no management listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +140,7 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Management listener (/healthz, /readyz, /metrics, /denied), or `off`.
-    #[arg(id = "serve_admin", long = "admin", value_name = "ADDR", default_value = DEFAULT_ADMIN)]
+    #[arg(id = "serve_admin", long = "admin", value_name = "ADDR", default_value = protocol::ADMIN_ADDRESS)]
     pub admin: AdminAddr,
     /// Time allowed for a client to send a request head.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -219,8 +216,9 @@ pub struct CheckArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use clap::CommandFactory;
+
+    use super::*;
 
     #[test]
     fn the_command_line_definition_is_consistent() {
@@ -248,5 +246,53 @@ mod tests {
         assert_eq!(relay.command, ["pi", "--help"]);
         assert_eq!(relay.listen.port(), 8888);
         assert!(Cli::try_parse_from(["sandbox-proxy", "relay", "--connect", "unix:/s"]).is_err());
+    }
+
+    /// Parses a command built by [`protocol`], whose first word is the proxy binary.
+    fn parse_protocol(command: &[String]) -> Cli {
+        assert_eq!(command[0], protocol::PROXY_BINARY);
+        Cli::try_parse_from(command).unwrap()
+    }
+
+    #[test]
+    fn the_commands_the_launcher_builds_parse_as_it_means_them() {
+        let tcp = ListenAddr::Tcp(([0, 0, 0, 0], protocol::PROXY_PORT).into());
+        let sidecar: Vec<String> = std::iter::once(protocol::PROXY_BINARY.to_owned())
+            .chain(protocol::sidecar_args(&[ListenAddr::socket(), tcp.clone()]))
+            .collect();
+        let cli = parse_protocol(&sidecar);
+        assert!(cli.command.is_none());
+        assert_eq!(
+            cli.serve.policy.allowlist.as_deref(),
+            Some(std::path::Path::new(protocol::ALLOWLIST_PATH))
+        );
+        assert_eq!(cli.serve.listen, [ListenAddr::socket(), tcp]);
+        let admin: SocketAddr = protocol::ADMIN_ADDRESS.parse().unwrap();
+        assert_eq!(cli.serve.admin, AdminAddr(Some(admin)));
+
+        let agent = ["pi".to_owned(), "--help".to_owned()];
+        let Some(Command::Relay(relay)) =
+            parse_protocol(&protocol::relay_entrypoint(&agent)).command
+        else {
+            panic!("not relay")
+        };
+        assert_eq!(
+            relay.listen,
+            SocketAddr::from(([127, 0, 0, 1], protocol::PROXY_PORT))
+        );
+        assert_eq!(relay.connect, ListenAddr::socket());
+        assert_eq!(relay.command, ["pi", "--help"]);
+
+        let Some(Command::Denied(denied)) = parse_protocol(&protocol::denied_command()).command
+        else {
+            panic!("not denied")
+        };
+        assert_eq!(denied.admin, admin);
+        let Some(Command::Healthcheck(health)) =
+            parse_protocol(&protocol::healthcheck_command()).command
+        else {
+            panic!("not healthcheck")
+        };
+        assert_eq!(health.admin, admin);
     }
 }

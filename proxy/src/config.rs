@@ -4,11 +4,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use sandbox_policy::{DomainName, Host, PolicyOptions, protocol::ListenAddr};
+
 use crate::cli::{PolicyArgs, ServeArgs, Switch};
-use crate::host::{DomainName, Host};
-use crate::listen::ListenAddr;
 use crate::logging::LogFormat;
-use crate::policy::PolicyOptions;
 use crate::server::Limits;
 use crate::sni::SniCheck;
 
@@ -145,9 +144,10 @@ pub(crate) fn parse_pin(text: &str) -> Result<(DomainName, Vec<IpAddr>), ConfigE
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
     use crate::cli::Cli;
-    use clap::Parser;
 
     fn serve(args: &[&str]) -> Result<ServeConfig, String> {
         let cli = Cli::try_parse_from(args).map_err(|err| err.to_string())?;

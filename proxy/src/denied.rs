@@ -4,25 +4,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use sandbox_policy::protocol::{DeniedDestination, DeniedReport};
 
 /// Distinct host:port pairs remembered; later new pairs are only counted as overflow.
 const MAX_DESTINATIONS: usize = 4096;
-
-/// One denied destination.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct DeniedDestination {
-    /// The requested host.
-    pub host: String,
-    /// The requested port.
-    pub port: u16,
-    /// Why it was denied (the `X-Sandbox-Proxy-Deny` code of the latest denial).
-    pub reason: &'static str,
-    /// How many requests were denied.
-    pub count: u64,
-    /// When the latest denial happened (RFC 3339, UTC).
-    pub last_seen: String,
-}
 
 #[derive(Default)]
 struct Tally {
@@ -51,28 +36,31 @@ impl DeniedLog {
         }
     }
 
-    /// Every denied destination, most denied first.
-    pub fn snapshot(&self) -> Vec<DeniedDestination> {
+    /// Every denied destination, most denied first, and the count of those not listed.
+    pub fn report(&self) -> DeniedReport {
         let Ok(tally) = self.0.lock() else {
-            return Vec::new();
+            return DeniedReport::default();
         };
-        let mut all: Vec<DeniedDestination> = tally
+        let mut destinations: Vec<DeniedDestination> = tally
             .destinations
             .iter()
             .map(|((host, port), (count, last, reason))| DeniedDestination {
                 host: host.clone(),
                 port: *port,
-                reason,
+                reason: (*reason).to_owned(),
                 count: *count,
                 last_seen: humantime::format_rfc3339_seconds(*last).to_string(),
             })
             .collect();
-        all.sort_by(|a, b| {
+        destinations.sort_by(|a, b| {
             b.count
                 .cmp(&a.count)
                 .then_with(|| (&a.host, a.port).cmp(&(&b.host, b.port)))
         });
-        all
+        DeniedReport {
+            destinations,
+            overflow: tally.overflow,
+        }
     }
 }
 
@@ -86,7 +74,8 @@ mod tests {
         log.record("a.test", 443, "not-allowlisted");
         log.record("b.test", 22, "port");
         log.record("b.test", 22, "port");
-        let all = log.snapshot();
+        let report = log.report();
+        let all = &report.destinations;
         assert_eq!(all.len(), 2);
         assert_eq!(
             (all[0].host.as_str(), all[0].port, all[0].count),
@@ -94,5 +83,26 @@ mod tests {
         );
         assert_eq!((all[1].host.as_str(), all[1].count), ("a.test", 1));
         assert!(all[0].last_seen.ends_with('Z'));
+        assert_eq!(report.overflow, 0);
+    }
+
+    #[test]
+    fn destinations_beyond_the_limit_are_counted_as_overflow() {
+        let log = DeniedLog::default();
+        for i in 0..MAX_DESTINATIONS + 2 {
+            log.record(&format!("h{i}.test"), 443, "not-allowlisted");
+        }
+        // Listed destinations still count their repeats.
+        log.record("h0.test", 443, "not-allowlisted");
+        let report = log.report();
+        assert_eq!(report.destinations.len(), MAX_DESTINATIONS);
+        assert_eq!(report.overflow, 2);
+        assert_eq!(
+            (
+                report.destinations[0].host.as_str(),
+                report.destinations[0].count
+            ),
+            ("h0.test", 2)
+        );
     }
 }

@@ -9,11 +9,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use sandbox_policy::{AddressClass, Denial, DenyReason, Host, Permit, Policy};
 use tokio::net::TcpStream;
 
-use crate::guard::AddressClass;
-use crate::host::Host;
-use crate::policy::{Denial, DenyReason, Permit, Policy};
 use crate::resolve::{ResolveError, Resolver};
 
 /// Why a permitted destination could not be connected to.

@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
+use sandbox_policy::{DenyReason, Permit, Policy};
+
 use crate::check::{load_policy, parse_target};
 use crate::cli::ExplainArgs;
 use crate::config::parse_pin;
 use crate::dial::{DialError, Dialer, OwnAddresses};
 use crate::exit::Exit;
-use crate::policy::{DenyReason, Permit, Policy};
 use crate::resolve::Resolver;
 
 /// Longest wait for a name to resolve.
@@ -54,7 +55,11 @@ pub fn run(args: &ExplainArgs) -> Exit {
     let resolver = match Resolver::system(pins) {
         Ok(resolver) => resolver,
         Err(err) => {
-            let _ = writeln!(stderr, "sandbox-proxy: {}", crate::report::chain(&err));
+            let _ = writeln!(
+                stderr,
+                "sandbox-proxy: {}",
+                sandbox_policy::report::chain(&err)
+            );
             return Exit::Resolver;
         }
     };
@@ -175,7 +180,7 @@ async fn explain(policy: &Policy, dialer: &Dialer, target: &str) -> Explanation 
             out.field("reason", denial.explanation());
         }
         Err(err) => {
-            out.field("address", crate::report::chain(&err));
+            out.field("address", sandbox_policy::report::chain(&err));
             out.field(
                 "reason",
                 "the proxy would answer 502 or 504: the name cannot be reached",
@@ -186,7 +191,7 @@ async fn explain(policy: &Policy, dialer: &Dialer, target: &str) -> Explanation 
 }
 
 /// `"*.github.com" (line 2, wildcard)`.
-fn describe_entry(entry: &crate::allowlist::Entry) -> String {
+fn describe_entry(entry: &sandbox_policy::Entry) -> String {
     let kind = if entry.is_exact() {
         "exact"
     } else {
@@ -213,9 +218,10 @@ fn list(ports: &[u16]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use sandbox_policy::Host;
+    use sandbox_policy::PolicyOptions;
+
     use super::*;
-    use crate::host::Host;
-    use crate::policy::PolicyOptions;
 
     fn setup(text: &str, pins: &[(&str, &[&str])]) -> (Policy, Dialer) {
         let options = PolicyOptions {

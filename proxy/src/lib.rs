@@ -8,7 +8,6 @@
 
 pub mod admin;
 pub mod admin_client;
-pub mod allowlist;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -16,16 +15,12 @@ pub mod denied;
 pub mod dial;
 pub mod exit;
 pub mod explain;
-pub mod guard;
-pub mod host;
 pub mod init;
 pub mod lint;
 pub mod listen;
 pub mod logging;
-pub mod policy;
 pub mod relay;
 pub mod reload;
-pub mod report;
 pub mod resolve;
 pub mod revoke;
 pub mod serve;
@@ -35,11 +30,5 @@ pub mod store;
 pub mod telemetry;
 pub mod tunnel;
 
-pub use allowlist::{
-    Allowlist, AllowlistBuilder, Decision, Entry, ListDenial, LoadError, Lookup, ParseError,
-    ParseErrorKind, ParseErrors, Pattern,
-};
-pub use host::{Authority, DomainName, Host, HostError};
-pub use policy::{Policy, PolicyOptions};
 pub use server::{Limits, Server};
 pub use store::PolicyStore;

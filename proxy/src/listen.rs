@@ -1,54 +1,12 @@
-//! Listening addresses (`127.0.0.1:8888`, `[::1]:8888`, `unix:/run/sandbox/proxy.sock`)
-//! and the sockets bound to them.
+//! The sockets bound to the listening addresses (`127.0.0.1:8888`, `[::1]:8888`,
+//! `unix:/run/sandbox/proxy.sock`).
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
+use sandbox_policy::protocol::ListenAddr;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-
-/// Where the proxy listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ListenAddr {
-    /// A TCP address.
-    Tcp(SocketAddr),
-    /// A Unix socket path (written `unix:/PATH`).
-    Unix(PathBuf),
-}
-
-/// A listening address that could not be parsed.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid listen address {0:?}: expected IP:PORT, [IPv6]:PORT or unix:/ABSOLUTE/PATH")]
-pub struct ListenAddrError(String);
-
-impl FromStr for ListenAddr {
-    type Err = ListenAddrError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if let Some(path) = text.strip_prefix("unix:") {
-            let path = Path::new(path);
-            if path.is_absolute() {
-                return Ok(ListenAddr::Unix(path.to_owned()));
-            }
-            return Err(ListenAddrError(text.to_owned()));
-        }
-        text.parse()
-            .map(ListenAddr::Tcp)
-            .map_err(|_| ListenAddrError(text.to_owned()))
-    }
-}
-
-impl fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListenAddr::Tcp(address) => write!(f, "{address}"),
-            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
 
 /// A bound listening socket.
 #[derive(Debug)]
@@ -98,28 +56,6 @@ impl Listener {
                 Ok(Accepted::Tcp(stream, peer))
             }
             Listener::Unix(listener) => Ok(Accepted::Unix(listener.accept().await?.0)),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_tcp_and_unix_addresses() {
-        assert_eq!(
-            "127.0.0.1:8888".parse::<ListenAddr>().unwrap(),
-            ListenAddr::Tcp("127.0.0.1:8888".parse().unwrap())
-        );
-        assert_eq!(
-            "unix:/run/sandbox/proxy.sock"
-                .parse::<ListenAddr>()
-                .unwrap(),
-            ListenAddr::Unix("/run/sandbox/proxy.sock".into())
-        );
-        for bad in ["localhost:8888", "unix:relative.sock", "8888", ""] {
-            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
         }
     }
 }

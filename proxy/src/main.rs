@@ -4,10 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sandbox_policy::report;
 use sandbox_proxy::cli::{Cli, Command};
 use sandbox_proxy::config::ServeConfig;
 use sandbox_proxy::exit::Exit;
-use sandbox_proxy::{admin_client, check, explain, logging, relay, report, serve};
+use sandbox_proxy::{admin_client, check, explain, logging, relay, serve};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -7,11 +7,11 @@
 use std::io;
 use std::net::SocketAddr;
 
+use sandbox_policy::protocol::ListenAddr;
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 use crate::cli::RelayArgs;
 use crate::init::{self, InitError};
-use crate::listen::ListenAddr;
 
 /// Accepts on `listener` forever, forwarding every connection to `target`.
 pub async fn forward(listener: TcpListener, target: ListenAddr) {

@@ -10,14 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use notify::{RecursiveMode, Watcher};
+use sandbox_policy::{LoadError, Policy, PolicyOptions, report};
 use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::allowlist::LoadError;
-use crate::policy::{Policy, PolicyOptions};
-use crate::report;
 use crate::store::PolicyStore;
 use crate::telemetry::Telemetry;
 

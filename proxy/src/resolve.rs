@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::LookupIpStrategy;
-
-use crate::host::DomainName;
+use sandbox_policy::DomainName;
 
 /// Why a name could not be resolved. Never treated as "public": the request fails.
 #[derive(Debug, thiserror::Error)]

@@ -3,10 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use sandbox_policy::{Host, Policy};
 use tokio::sync::watch;
-
-use crate::host::Host;
-use crate::policy::Policy;
 
 /// Completes with the first new policy that no longer allows `host:port` at `address`;
 /// never completes while every new policy still allows it.

@@ -3,24 +3,23 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use sandbox_policy::{
+    LoadError, Policy,
+    protocol::{self, ListenAddr},
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
-use crate::allowlist::LoadError;
 use crate::config::ServeConfig;
 use crate::dial::{Dialer, OwnAddresses};
 use crate::exit::Exit;
-use crate::listen::{ListenAddr, Listener};
-use crate::policy::Policy;
+use crate::listen::Listener;
 use crate::reload::{ReloadStatus, Reloader};
 use crate::resolve::{ResolveError, Resolver};
 use crate::server::Server;
 use crate::store::PolicyStore;
 use crate::telemetry::Telemetry;
-
-/// The line written to stdout once every listener is bound and the policy is loaded.
-pub const READY_LINE: &str = "sandbox-proxy ready";
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +139,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
 /// Tells a supervisor (the launcher follows our stdout) that the proxy accepts requests.
 fn announce_ready() {
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{READY_LINE}");
+    let _ = writeln!(stdout, "{}", protocol::READY_LINE);
     let _ = stdout.flush();
 }
 

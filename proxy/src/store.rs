@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use sandbox_policy::Policy;
 use tokio::sync::watch;
-
-use crate::policy::Policy;
 
 /// A handle to the policy in force; cheap to clone. Readers never block, and a reader
 /// always sees one whole policy, never a mix of two. Long-lived connections subscribe

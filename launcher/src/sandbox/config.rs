@@ -30,7 +30,7 @@ pub(crate) enum ConfigError {
     },
     /// The allowlist file has invalid entries (the cause names each line and reason).
     #[error("invalid allowlist")]
-    InvalidAllowlist(#[source] sandbox_proxy::allowlist::LoadError),
+    InvalidAllowlist(#[source] sandbox_policy::LoadError),
     /// The working directory is the home directory or `/`.
     #[error(
         "refusing to mount {path} into the sandbox as the working directory (it exposes everything below it); run from a project directory or pass --force"
@@ -186,7 +186,7 @@ impl SandboxConfig {
         if let Some(path) = allowlist.as_deref().filter(|_| args.proxy) {
             // Checked here, before anything starts, with the proxy's own parser; the
             // default ports do not change whether an entry is valid.
-            sandbox_proxy::allowlist::Allowlist::load(path, &[80, 443])
+            sandbox_policy::Policy::load(path, &sandbox_policy::PolicyOptions::default(), 1)
                 .map_err(ConfigError::InvalidAllowlist)?;
         }
         let proxy = allowlist

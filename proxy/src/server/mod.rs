@@ -23,6 +23,9 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use record::{Client, DecisionRecord, Outcome};
+use respond::ProxyError;
+use sniff::{HeadRefusal, Sniffed, Verdicts};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -33,9 +36,6 @@ use crate::listen::{Accepted, Listener};
 use crate::store::PolicyStore;
 use crate::telemetry::{LimitHit, Telemetry};
 use crate::tunnel::Socket;
-use record::{Client, DecisionRecord, Outcome};
-use respond::ProxyError;
-use sniff::{HeadRefusal, Sniffed, Verdicts};
 
 /// The body type of every response the proxy sends.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;

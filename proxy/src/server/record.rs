@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::Method;
+use sandbox_policy::Policy;
 
 use super::request::Target;
-use crate::policy::Policy;
 use crate::telemetry::Telemetry;
 use crate::tunnel::{Transferred, TunnelEnd};
 

@@ -7,9 +7,9 @@
 
 use http::header::{CONNECTION, HOST, HeaderMap, HeaderName};
 use http::{Method, Request, Uri};
+use sandbox_policy::{Authority, Host};
 
 use super::respond::ProxyError;
-use crate::host::{Authority, Host};
 
 /// The destination of a proxy request, validated and normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,8 +138,9 @@ pub fn is_connect<B>(request: &Request<B>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use http::HeaderValue;
+
+    use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -8,14 +8,13 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use sandbox_policy::{Denial, Host, protocol};
 
 use super::ProxyBody;
 use crate::dial::DialError;
-use crate::host::Host;
-use crate::policy::Denial;
 
 /// Header naming the policy reason of a 403.
-pub const DENY_HEADER: HeaderName = HeaderName::from_static("x-sandbox-proxy-deny");
+pub const DENY_HEADER: HeaderName = HeaderName::from_static(protocol::DENY_HEADER);
 /// Header naming the failure class of a 4xx/5xx that is not a policy denial.
 pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-sandbox-proxy-error");
 

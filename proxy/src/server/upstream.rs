@@ -15,13 +15,12 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use sandbox_policy::{Authority, Host, Policy};
 use tokio::net::TcpStream;
 use tokio_stream::wrappers::WatchStream;
 
 use super::ProxyBody;
 use crate::dial::{DialError, Dialer};
-use crate::host::{Authority, Host};
-use crate::policy::Policy;
 use crate::revoke;
 use crate::store::PolicyStore;
 use crate::telemetry::Telemetry;

@@ -33,10 +33,10 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-
-use crate::host::Host;
-use crate::tunnel::{self, Socket};
 use hello::{HelloError, MAX_HELLO_BYTES};
+use sandbox_policy::Host;
+
+use crate::tunnel::{self, Socket};
 
 /// A fatal TLS alert record, `access_denied` (RFC 8446 §6): what a client sees when the
 /// check refuses its tunnel.

@@ -1,6 +1,7 @@
 //! The management listener and the subcommands that read it, against the real binary.
 
 use nix::sys::signal::Signal;
+use sandbox_policy::protocol::DeniedReport;
 
 use crate::cli::{Running, Scratch, curl, run};
 use crate::support::{HttpUpstream, eventually, send_signal};
@@ -50,10 +51,14 @@ async fn health_readiness_metrics_and_denied_report_the_truth() {
     }
 
     let (_, denied) = admin_get(&proxy, "/denied").await;
-    let denied: serde_json::Value = serde_json::from_str(&denied).unwrap();
-    assert_eq!(denied[0]["host"], "blocked.test");
-    assert_eq!(denied[0]["port"], 8080);
-    assert_eq!(denied[0]["count"], 2);
+    let denied: DeniedReport = serde_json::from_str(&denied).unwrap();
+    let first = &denied.destinations[0];
+    assert_eq!(
+        (first.host.as_str(), first.port, first.count),
+        ("blocked.test", 8080, 2)
+    );
+    assert_eq!(first.reason, "not-allowlisted");
+    assert_eq!(denied.overflow, 0);
 
     let (code, stdout, _) = run(&["denied", "--admin", &proxy.admin]);
     assert_eq!(code, 0);

@@ -75,7 +75,7 @@ impl Running {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut ready = String::new();
         stdout.read_line(&mut ready).unwrap();
-        assert_eq!(ready.trim_end(), "sandbox-proxy ready");
+        assert_eq!(ready.trim_end(), sandbox_policy::protocol::READY_LINE);
         let address = wait_for_address(&stderr, "listening");
         let admin = wait_for_address(&stderr, "management listening");
         Running {

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sandbox_policy::{DomainName, Host, Policy, PolicyOptions, protocol::ListenAddr};
 use sandbox_proxy::dial::{Dialer, OwnAddresses};
-use sandbox_proxy::listen::{ListenAddr, Listener};
+use sandbox_proxy::listen::Listener;
 use sandbox_proxy::reload::{ReloadStatus, Reloader};
 use sandbox_proxy::resolve::Resolver;
 use sandbox_proxy::telemetry::Telemetry;
-use sandbox_proxy::{DomainName, Host, Limits, Policy, PolicyOptions, PolicyStore, Server};
+use sandbox_proxy::{Limits, PolicyStore, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 

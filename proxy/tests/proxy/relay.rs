@@ -3,10 +3,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
-
-use nix::sys::signal::Signal;
 
 use crate::cli::{BIN, Scratch, run};
 use crate::support::{send_signal, wait_exit};

@@ -1,7 +1,7 @@
 //! The allowlist: file format, errors and the compiled matcher.
 //!
 //! Text is parsed into [`Entry`] values (all errors of a file collected at once), then
-//! compiled by an [`AllowlistBuilder`] into an immutable [`Allowlist`]; its doc comment
+//! compiled by an `AllowlistBuilder` into an immutable [`Allowlist`]; its doc comment
 //! states the matching rules.
 
 mod entry;
@@ -11,4 +11,4 @@ mod parse;
 
 pub use entry::{Entry, Pattern};
 pub use error::{LoadError, ParseError, ParseErrorKind, ParseErrors};
-pub use matcher::{Allowlist, AllowlistBuilder, Decision, ListDenial, Lookup};
+pub use matcher::{Allowlist, Decision, ListDenial, Lookup};

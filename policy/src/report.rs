@@ -1,4 +1,5 @@
-//! Rendering an error with its chain of causes, for the one line printed before exiting.
+//! Rendering an error with its chain of causes, for the one line a binary prints before
+//! exiting (the proxy's and the launcher's).
 
 use std::error::Error;
 

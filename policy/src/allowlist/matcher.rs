@@ -1,20 +1,19 @@
 //! The compiled allowlist: a builder that indexes entries once, and hashed lookups.
 
 use std::net::IpAddr;
-use std::path::Path;
 
 // foldhash (randomly seeded per process) hashes a short name several times faster than
 // SipHash; the keys come from the trusted allowlist, so flooding is not a concern.
 use foldhash::HashMap;
 
 use super::entry::{Entry, Pattern};
-use super::error::{LoadError, ParseErrors};
+use super::error::ParseErrors;
 use super::parse::parse_entries;
 use crate::host::Host;
 
 /// Collects entries and compiles them into an [`Allowlist`].
 #[derive(Clone, Debug)]
-pub struct AllowlistBuilder {
+pub(crate) struct AllowlistBuilder {
     default_ports: Vec<u16>,
     entries: Vec<Entry>,
 }
@@ -88,7 +87,7 @@ pub enum ListDenial {
 
 impl AllowlistBuilder {
     /// A builder whose port-less entries allow `default_ports` (sorted, deduplicated).
-    pub fn new(default_ports: &[u16]) -> Self {
+    pub(crate) fn new(default_ports: &[u16]) -> Self {
         let mut default_ports = default_ports.to_vec();
         default_ports.sort_unstable();
         default_ports.dedup();
@@ -99,13 +98,13 @@ impl AllowlistBuilder {
     }
 
     /// Adds an entry; entries keep the order they were pushed in.
-    pub fn push(&mut self, entry: Entry) -> &mut Self {
+    pub(crate) fn push(&mut self, entry: Entry) -> &mut Self {
         self.entries.push(entry);
         self
     }
 
     /// Compiles the entries into the matcher.
-    pub fn build(self) -> Allowlist {
+    pub(crate) fn build(self) -> Allowlist {
         let mut names: HashMap<Box<str>, NameRules> = HashMap::default();
         let mut ips: HashMap<IpAddr, Vec<usize>> = HashMap::default();
         for (index, entry) in self.entries.iter().enumerate() {
@@ -153,26 +152,6 @@ impl Allowlist {
             builder.push(entry);
         }
         Ok(builder.build())
-    }
-
-    /// Reads and parses a file; a missing, unreadable or non-UTF-8 file is [`LoadError::Read`].
-    pub fn load(path: &Path, default_ports: &[u16]) -> Result<Allowlist, LoadError> {
-        let read_error = |source| LoadError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let bytes = std::fs::read(path).map_err(read_error)?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-            let message = format!("line {line} is not valid UTF-8");
-            read_error(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                message,
-            ))
-        })?;
-        Allowlist::parse(&path.display().to_string(), &text, default_ports)
-            .map_err(LoadError::Invalid)
     }
 
     /// Decides `host:port` (see the matching rules above); no allocation.
@@ -433,67 +412,5 @@ example.net
     fn allowlist_is_shareable_across_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Allowlist>();
-    }
-
-    /// A file in the system temp dir, removed on drop.
-    struct TempFile(std::path::PathBuf);
-
-    impl TempFile {
-        fn new(name: &str, contents: &[u8]) -> Self {
-            let path = std::env::temp_dir()
-                .join(format!("sandbox-proxy-test-{}-{name}", std::process::id()));
-            std::fs::write(&path, contents).unwrap();
-            Self(path)
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    #[test]
-    fn load_reads_a_file() {
-        let file = TempFile::new("ok.txt", b"*.github.com\n");
-        let list = Allowlist::load(&file.0, &[443]).unwrap();
-        assert_eq!(list.lookup(&host("api.github.com"), 443).decision, ALLOWED);
-    }
-
-    #[test]
-    fn load_errors_name_the_path() {
-        let missing = std::env::temp_dir().join("sandbox-proxy-test-does-not-exist.txt");
-        let error = Allowlist::load(&missing, &[443]).unwrap_err();
-        assert!(
-            matches!(&error, LoadError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-        );
-        assert_eq!(
-            error.to_string(),
-            format!("cannot read allowlist {}", missing.display())
-        );
-
-        let binary = TempFile::new("binary.txt", b"a.com\nb\xffc.com\n");
-        let error = Allowlist::load(&binary.0, &[443]).unwrap_err();
-        let LoadError::Read { path, source } = &error else {
-            panic!("{error:?}")
-        };
-        assert_eq!(
-            (path, source.kind()),
-            (&binary.0, std::io::ErrorKind::InvalidData)
-        );
-        assert_eq!(source.to_string(), "line 2 is not valid UTF-8");
-        assert!(error.to_string().contains(&*binary.0.to_string_lossy()));
-
-        let invalid = TempFile::new("invalid.txt", b"ok.com\n*.com\na..b\n");
-        let error = Allowlist::load(&invalid.0, &[443]).unwrap_err();
-        assert!(matches!(&error, LoadError::Invalid(errors) if errors.len() == 2));
-        let shown = invalid.0.display();
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "{shown}:2:1: wildcard over a top-level domain ('*.com') is not allowed\n\
-                 {shown}:3:3: empty label"
-            )
-        );
     }
 }

@@ -22,7 +22,8 @@ pub struct Policy {
     sha256: String,
 }
 
-/// Options that shape a policy beyond the allowlist itself.
+/// Options that shape a policy beyond the allowlist itself; the default is the proxy's
+/// (ports 80 and 443, no private addresses for wildcard entries).
 #[derive(Clone, Debug)]
 pub struct PolicyOptions {
     /// Ports allowed for entries written without one.
@@ -59,6 +60,15 @@ pub enum DenyReason {
     },
     /// The destination is the proxy's own listening address.
     SelfConnection,
+}
+
+impl Default for PolicyOptions {
+    fn default() -> Self {
+        Self {
+            default_ports: vec![80, 443],
+            allow_private: false,
+        }
+    }
 }
 
 impl DenyReason {
@@ -109,23 +119,30 @@ impl Policy {
             allowlist,
             allow_private: options.allow_private,
             generation,
-            sha256: hex_sha256(text.as_bytes()),
+            sha256: format!("{:x}", Sha256::digest(text.as_bytes())),
         })
     }
 
-    /// Reads and compiles the allowlist file at `path`.
+    /// Reads and compiles the allowlist file at `path`: the one way an allowlist file is
+    /// read. A missing, unreadable or non-UTF-8 file is [`LoadError::Read`].
     pub fn load(
         path: &Path,
         options: &PolicyOptions,
         generation: u64,
     ) -> Result<Policy, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        let read_error = |source| LoadError::Read {
             path: path.to_owned(),
             source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|err| LoadError::Read {
-            path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, err.utf8_error()),
+        };
+        let bytes = std::fs::read(path).map_err(read_error)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            let message = format!("line {line} is not valid UTF-8");
+            read_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                message,
+            ))
         })?;
         Policy::from_text(&path.display().to_string(), &text, options, generation)
             .map_err(LoadError::Invalid)
@@ -235,22 +252,14 @@ impl Policy {
     }
 }
 
-/// Lower-case hex sha256 of `bytes`.
-fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn policy(text: &str, allow_private: bool) -> Policy {
         let options = PolicyOptions {
-            default_ports: vec![80, 443],
             allow_private,
+            ..PolicyOptions::default()
         };
         Policy::from_text("test", text, &options, 1).unwrap()
     }
@@ -311,7 +320,70 @@ mod tests {
     fn digest_identifies_the_policy_text() {
         let a = policy("a.com\n", false);
         let b = policy("b.com\n", false);
-        assert_eq!(a.sha256().len(), 64);
+        // `sha256sum` of the same text.
+        assert_eq!(
+            a.sha256(),
+            "9d91b1739830114a547f6d9474a26aea5da18addc6ecc5c23c87c613b1d11aed"
+        );
         assert_ne!(a.sha256(), b.sha256());
+    }
+
+    fn load(contents: &[u8]) -> (tempfile::NamedTempFile, Result<Policy, LoadError>) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), contents).unwrap();
+        let loaded = Policy::load(file.path(), &PolicyOptions::default(), 1);
+        (file, loaded)
+    }
+
+    #[test]
+    fn load_reads_a_file() {
+        let (_file, loaded) = load(b"*.github.com\n");
+        let loaded = loaded.unwrap();
+        assert!(loaded.check_target(&host("api.github.com"), 443).is_ok());
+        assert_eq!(loaded.sha256(), policy("*.github.com\n", false).sha256());
+    }
+
+    #[test]
+    fn load_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("does-not-exist.txt");
+        let error = Policy::load(&missing, &PolicyOptions::default(), 1)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&error, LoadError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("cannot read allowlist {}", missing.display())
+        );
+
+        let (binary, loaded) = load(b"a.com\nb\xffc.com\n");
+        let error = loaded.err().unwrap();
+        let LoadError::Read { path, source } = &error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(
+            (path.as_path(), source.kind()),
+            (binary.path(), std::io::ErrorKind::InvalidData)
+        );
+        assert_eq!(source.to_string(), "line 2 is not valid UTF-8");
+        assert!(
+            error
+                .to_string()
+                .contains(&*binary.path().to_string_lossy())
+        );
+
+        let (invalid, loaded) = load(b"ok.com\n*.com\na..b\n");
+        let error = loaded.err().unwrap();
+        assert!(matches!(&error, LoadError::Invalid(errors) if errors.len() == 2));
+        let shown = invalid.path().display();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{shown}:2:1: wildcard over a top-level domain ('*.com') is not allowed\n\
+                 {shown}:3:3: empty label"
+            )
+        );
     }
 }

@@ -149,7 +149,7 @@ fn suggested(pattern: &Pattern, port: Option<u16>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::HostError;
+    use crate::host::{HostError, HostErrorKind as K};
 
     fn errors(text: &str) -> Vec<(u32, u32, ParseErrorKind)> {
         parse_entries("f.txt", text)
@@ -173,7 +173,6 @@ mod tests {
 
     #[test]
     fn each_error_kind_with_line_and_column() {
-        use HostError as H;
         use ParseErrorKind::*;
         let long_label = "a".repeat(64);
         let long_name = format!("{0}.{0}.{0}.{1}", "a".repeat(63), "b".repeat(62));
@@ -210,83 +209,86 @@ mod tests {
             ("a..b/".into(), 5, url(None)),
             ("a.com b.com".into(), 7, UnexpectedText),
             ("a.com\t\tb".into(), 8, UnexpectedText),
-            ("a..com".into(), 3, host(H::EmptyLabel { offset: Some(2) })),
-            (
-                "*.a..com".into(),
-                5,
-                host(H::EmptyLabel { offset: Some(4) }),
-            ),
-            ("a.com..".into(), 7, host(H::EmptyLabel { offset: Some(6) })),
+            ("a..com".into(), 3, host(HostError::at(K::EmptyLabel, 2))),
+            ("*.a..com".into(), 5, host(HostError::at(K::EmptyLabel, 4))),
+            ("a.com..".into(), 7, host(HostError::at(K::EmptyLabel, 6))),
             (
                 long_label.clone(),
                 1,
-                host(H::LabelTooLong { offset: Some(0) }),
+                host(HostError::at(K::LabelTooLong, 0)),
             ),
             (
                 format!("*.x.{long_label}"),
                 5,
-                host(H::LabelTooLong { offset: Some(4) }),
+                host(HostError::at(K::LabelTooLong, 4)),
             ),
-            (long_name, 1, host(H::NameTooLong)),
+            (long_name, 1, host(HostError::new(K::NameTooLong))),
             (
                 "a_b!.com".into(),
                 4,
-                host(H::InvalidChar {
-                    ch: '!',
-                    offset: Some(3),
-                }),
+                host(HostError::at(K::InvalidChar('!'), 3)),
             ),
             (
                 "a.com#x".into(),
                 6,
-                host(H::InvalidChar {
-                    ch: '#',
-                    offset: Some(5),
-                }),
+                host(HostError::at(K::InvalidChar('#'), 5)),
             ),
             (
                 "a%2ecom".into(),
                 2,
-                host(H::InvalidChar {
-                    ch: '%',
-                    offset: Some(1),
-                }),
+                host(HostError::at(K::InvalidChar('%'), 1)),
             ),
-            ("user@a.com".into(), 5, host(H::Userinfo { offset: 4 })),
+            ("user@a.com".into(), 5, host(HostError::at(K::Userinfo, 4))),
             (
                 "-a.com".into(),
                 1,
-                host(H::HyphenAtLabelEdge { offset: Some(0) }),
+                host(HostError::at(K::HyphenAtLabelEdge, 0)),
             ),
-            ("\u{301}a.com".into(), 1, host(H::InvalidIdna)),
-            ("a.com:0".into(), 7, host(H::PortZero { offset: 6 })),
+            (
+                "\u{301}a.com".into(),
+                1,
+                host(HostError::new(K::InvalidIdna)),
+            ),
+            ("a.com:0".into(), 7, host(HostError::at(K::PortZero, 6))),
             (
                 "a.com:65536".into(),
                 7,
-                host(H::PortOutOfRange { offset: 6 }),
+                host(HostError::at(K::PortOutOfRange, 6)),
             ),
-            ("a.com:http".into(), 7, host(H::InvalidPort { offset: 6 })),
-            ("a.com:".into(), 7, host(H::EmptyPort { offset: 6 })),
-            ("*.a.com:0".into(), 9, host(H::PortZero { offset: 8 })),
-            ("::1".into(), 1, host(H::UnbracketedIpv6 { offset: 0 })),
-            ("[::1".into(), 1, host(H::UnclosedBracket { offset: 0 })),
+            (
+                "a.com:http".into(),
+                7,
+                host(HostError::at(K::InvalidPort, 6)),
+            ),
+            ("a.com:".into(), 7, host(HostError::at(K::EmptyPort, 6))),
+            ("*.a.com:0".into(), 9, host(HostError::at(K::PortZero, 8))),
+            ("::1".into(), 1, host(HostError::at(K::UnbracketedIpv6, 0))),
+            ("[::1".into(), 1, host(HostError::at(K::UnclosedBracket, 0))),
             (
                 "2130706433".into(),
                 1,
-                host(H::NonCanonicalIpv4 { offset: 0 }),
+                host(HostError::at(K::NonCanonicalIpv4, 0)),
             ),
             (
                 "0x7f.0.0.1".into(),
                 1,
-                host(H::NonCanonicalIpv4 { offset: 0 }),
+                host(HostError::at(K::NonCanonicalIpv4, 0)),
             ),
             (
                 "0177.0.0.1".into(),
                 1,
-                host(H::NonCanonicalIpv4 { offset: 0 }),
+                host(HostError::at(K::NonCanonicalIpv4, 0)),
             ),
-            ("127.1".into(), 1, host(H::NonCanonicalIpv4 { offset: 0 })),
-            ("1.2.3.4.5".into(), 1, host(H::InvalidIpv4 { offset: 0 })),
+            (
+                "127.1".into(),
+                1,
+                host(HostError::at(K::NonCanonicalIpv4, 0)),
+            ),
+            (
+                "1.2.3.4.5".into(),
+                1,
+                host(HostError::at(K::InvalidIpv4, 0)),
+            ),
         ];
         for (entry, column, kind) in cases {
             let text = format!("# header\n\n{entry}\n");
@@ -307,18 +309,14 @@ mod tests {
             errors("ü.example.com\n*.bücher..de"),
             // Non-ASCII input: IDNA runs first, so the offset inside the name is unknown
             // and the column points at the entry.
-            vec![(
-                2,
-                1,
-                ParseErrorKind::Host(HostError::EmptyLabel { offset: None })
-            )]
+            vec![(2, 1, ParseErrorKind::Host(HostError::new(K::EmptyLabel)))]
         );
         assert_eq!(
             errors("a.b.c.d.e.f..com"),
             vec![(
                 1,
                 13,
-                ParseErrorKind::Host(HostError::EmptyLabel { offset: Some(12) })
+                ParseErrorKind::Host(HostError::at(K::EmptyLabel, 12))
             )]
         );
     }
