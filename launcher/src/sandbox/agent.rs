@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 
 use super::config::SandboxConfig;
-use super::sidecar::{BIN_DIR, PROXY_ALIAS, PROXY_BINARY, PROXY_PORT, RUN_DIR};
+use super::sidecar::PROXY_ALIAS;
 use super::{Sandbox, SandboxError, bind, hardened, volume};
 use crate::engine::ImageCommand;
 use crate::options::profile::Missing;
+use sandbox_policy::protocol::{self, BIN_DIR, PROXY_PORT, RUN_DIR};
 
 /// How the agent container reaches the proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,18 +126,7 @@ pub(crate) fn agent_container_body(
             mounts.push(volume(run_volume, RUN_DIR, true));
             mounts.push(volume(bin_volume, BIN_DIR, true));
             env.extend(proxy_environment("127.0.0.1", PROXY_PORT));
-            let relay = [
-                PROXY_BINARY,
-                "relay",
-                "--listen",
-                &format!("127.0.0.1:{PROXY_PORT}"),
-                "--connect",
-                &format!("unix:{RUN_DIR}/proxy.sock"),
-                "--",
-            ];
-            let mut wrapped: Vec<String> = relay.iter().map(|s| (*s).to_owned()).collect();
-            wrapped.extend(image.entrypoint.iter().cloned());
-            entrypoint = Some(wrapped);
+            entrypoint = Some(protocol::relay_entrypoint(&image.entrypoint));
             // The relay is PID 1: it reaps zombies and forwards signals itself.
             ("none".to_owned(), false)
         }
@@ -272,7 +262,7 @@ mod tests {
         };
         let body = agent_container_body(&config(Options::default()), &network, &image(), false);
         let entrypoint = body.entrypoint.unwrap();
-        assert_eq!(entrypoint[..2], [PROXY_BINARY, "relay"]);
+        assert_eq!(entrypoint[..2], [protocol::PROXY_BINARY, "relay"]);
         assert_eq!(
             entrypoint.last().map(String::as_str),
             Some("/usr/local/bin/agent-entrypoint")

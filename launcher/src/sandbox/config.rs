@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sandbox_policy::{LoadError, Policy, PolicyOptions};
+
 use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
 use crate::options::profile::{Profile, ResolvedMount};
 use crate::options::{Isolation, Lang, Options};
@@ -30,7 +32,7 @@ pub(crate) enum ConfigError {
     },
     /// The allowlist file has invalid entries (the cause names each line and reason).
     #[error("invalid allowlist")]
-    InvalidAllowlist(#[source] sandbox_policy::LoadError),
+    InvalidAllowlist(#[source] LoadError),
     /// The working directory is the home directory or `/`.
     #[error(
         "refusing to mount {path} into the sandbox as the working directory (it exposes everything below it); run from a project directory or pass --force"
@@ -184,9 +186,9 @@ impl SandboxConfig {
             Err(_) => None,
         };
         if let Some(path) = allowlist.as_deref().filter(|_| args.proxy) {
-            // Checked here, before anything starts, with the proxy's own parser; the
-            // default ports do not change whether an entry is valid.
-            sandbox_policy::Policy::load(path, &sandbox_policy::PolicyOptions::default(), 1)
+            // Checked here, before anything starts, with the proxy's own loader; the
+            // options and the generation number do not change whether an entry is valid.
+            Policy::load(path, &PolicyOptions::default(), 1)
                 .map_err(ConfigError::InvalidAllowlist)?;
         }
         let proxy = allowlist

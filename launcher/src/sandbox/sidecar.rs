@@ -8,6 +8,7 @@
 //! populated from the sidecar image) listens on 127.0.0.1:8888 and forwards to it. No
 //! DNS, no other container and no host service is reachable from the agent.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -19,22 +20,12 @@ use super::denied::Denied;
 use super::{Sandbox, SandboxError, bind, hardened, volume};
 use crate::engine::{EngineError, Output};
 use crate::options::Isolation;
+use sandbox_policy::protocol::{
+    self, ALLOWLIST_PATH, BIN_DIR, ListenAddr, PROXY_PORT, READY_LINE, RUN_DIR,
+};
 
-/// Where the proxy's unix socket directory is mounted, in both containers.
-pub(super) const RUN_DIR: &str = "/run/sandbox";
-/// Where the proxy binary's directory is, in the sidecar image and the agent container.
-pub(super) const BIN_DIR: &str = "/opt/sandbox/bin";
-pub(super) const PROXY_BINARY: &str = "/opt/sandbox/bin/sandbox-proxy";
-/// Where the allowlist is mounted in the sidecar.
-const ALLOWLIST_PATH: &str = "/etc/sandbox-proxy/allowed_domains.txt";
-/// The proxy's admin listener, inside the sidecar.
-const ADMIN_ADDRESS: &str = "127.0.0.1:9901";
-/// The port the proxy is reached on by the agent.
-pub(super) const PROXY_PORT: u16 = 8888;
 /// The sidecar's network alias on the internal network (`--isolation internal-network`).
 pub(super) const PROXY_ALIAS: &str = "proxy";
-/// The line the proxy prints on stdout once it listens and its policy is loaded.
-const READY_LINE: &str = "sandbox-proxy ready";
 /// How long the sidecar may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -74,7 +65,10 @@ impl Sandbox<'_> {
                 let network = self.create_network("internal", true).await?;
                 (
                     AgentNetwork::Internal { network },
-                    vec![format!("0.0.0.0:{PROXY_PORT}")],
+                    vec![ListenAddr::Tcp(SocketAddr::from((
+                        Ipv4Addr::UNSPECIFIED,
+                        PROXY_PORT,
+                    )))],
                 )
             }
         };
@@ -90,16 +84,11 @@ impl Sandbox<'_> {
         {
             mounts.push(volume(run_volume, RUN_DIR, false));
             mounts.push(volume(bin_volume, BIN_DIR, false));
-            listen.insert(0, format!("unix:{RUN_DIR}/proxy.sock"));
+            listen.insert(0, ListenAddr::socket());
         }
-        let mut cmd = vec!["--allowlist".to_owned(), ALLOWLIST_PATH.to_owned()];
-        for address in listen {
-            cmd.extend(["--listen".to_owned(), address]);
-        }
-        cmd.extend(["--admin".to_owned(), ADMIN_ADDRESS.to_owned()]);
         let body = ContainerCreateBody {
             image: Some(proxy.image.clone()),
-            cmd: Some(cmd),
+            cmd: Some(protocol::sidecar_args(&listen)),
             host_config: Some(HostConfig {
                 network_mode: Some(egress),
                 mounts: Some(mounts),
@@ -170,8 +159,10 @@ impl Sandbox<'_> {
     ///
     /// The engine fails to run the query in the sidecar.
     pub(crate) async fn denied(&self, proxy: &Proxy) -> Result<Denied, EngineError> {
-        let command = [PROXY_BINARY, "denied", "--admin", ADMIN_ADDRESS].map(str::to_owned);
-        let output = self.engine.exec(&proxy.container, &command).await?;
+        let output = self
+            .engine
+            .exec(&proxy.container, &protocol::denied_command())
+            .await?;
         Ok(Denied::parse(&output.stdout))
     }
 }
