@@ -129,13 +129,7 @@ pub(crate) fn resolve(
     let Some(name) = name.filter(|name| name != "default") else {
         return Ok(default);
     };
-    let digest = Sha256::digest(name.as_bytes());
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    let path = dir
-        .join("contexts")
-        .join("meta")
-        .join(hex)
-        .join("meta.json");
+    let path = meta_path(dir, &name);
     let text = std::fs::read_to_string(&path).map_err(|source| ContextError::MissingContext {
         name: name.clone(),
         path: path.clone(),
@@ -152,6 +146,17 @@ pub(crate) fn resolve(
         }),
         None => Err(ContextError::NoEndpoint { name, path }),
     }
+}
+
+/// Where the context store keeps the metadata of context `name`: a directory named after
+/// the SHA-256 of the name.
+fn meta_path(config_dir: &Path, name: &str) -> PathBuf {
+    let digest = Sha256::digest(name.as_bytes());
+    config_dir
+        .join("contexts")
+        .join("meta")
+        .join(format!("{digest:x}"))
+        .join("meta.json")
 }
 
 fn current_context(path: &Path) -> Result<Option<String>, ContextError> {
@@ -178,37 +183,27 @@ mod tests {
     use std::collections::HashMap;
 
     /// A docker configuration directory in a fresh temporary directory.
-    struct ConfigDir(PathBuf);
+    struct ConfigDir(tempfile::TempDir);
 
     impl ConfigDir {
-        fn new(test: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "agent-sandbox-context-{test}-{}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
+        fn new() -> Self {
+            Self(tempfile::tempdir().unwrap())
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
         }
 
         fn with_config(self, json: &str) -> Self {
-            std::fs::write(self.0.join("config.json"), json).unwrap();
+            std::fs::write(self.path().join("config.json"), json).unwrap();
             self
         }
 
         fn with_context(self, name: &str, meta: &str) -> Self {
-            let digest = Sha256::digest(name.as_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            let dir = self.0.join("contexts/meta").join(hex);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("meta.json"), meta).unwrap();
+            let path = meta_path(self.path(), name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, meta).unwrap();
             self
-        }
-    }
-
-    impl Drop for ConfigDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
@@ -224,7 +219,7 @@ mod tests {
 
     #[test]
     fn docker_host_wins_over_everything() {
-        let dir = ConfigDir::new("host")
+        let dir = ConfigDir::new()
             .with_config(r#"{"currentContext":"colima"}"#)
             .with_context("colima", COLIMA);
         let endpoint = resolve(
@@ -232,7 +227,7 @@ mod tests {
                 ("DOCKER_HOST", "tcp://10.0.0.1:2375"),
                 ("DOCKER_CONTEXT", "colima"),
             ]),
-            Some(&dir.0),
+            Some(dir.path()),
         )
         .unwrap();
         assert_eq!(
@@ -246,37 +241,41 @@ mod tests {
 
     #[test]
     fn current_context_from_config_json() {
-        let dir = ConfigDir::new("current")
+        let dir = ConfigDir::new()
             .with_config(r#"{"auths":{},"currentContext":"colima"}"#)
             .with_context("colima", COLIMA);
-        let endpoint = resolve(env(&[]), Some(&dir.0)).unwrap();
+        let endpoint = resolve(env(&[]), Some(dir.path())).unwrap();
         assert_eq!(endpoint.host, "unix:///Users/a/.colima/default/docker.sock");
         assert_eq!(endpoint.source, EndpointSource::Context("colima".into()));
     }
 
     #[test]
     fn docker_context_variable_wins_over_config_json() {
-        let dir = ConfigDir::new("envctx")
+        let dir = ConfigDir::new()
             .with_config(r#"{"currentContext":"colima"}"#)
             .with_context("colima", COLIMA)
             .with_context(
                 "desktop-linux",
                 r#"{"Endpoints":{"docker":{"Host":"unix:///Users/a/.docker/run/docker.sock"}}}"#,
             );
-        let endpoint = resolve(env(&[("DOCKER_CONTEXT", "desktop-linux")]), Some(&dir.0)).unwrap();
+        let endpoint = resolve(
+            env(&[("DOCKER_CONTEXT", "desktop-linux")]),
+            Some(dir.path()),
+        )
+        .unwrap();
         assert_eq!(endpoint.host, "unix:///Users/a/.docker/run/docker.sock");
     }
 
     #[test]
     fn default_context_and_missing_config_mean_the_default_socket() {
-        let dir = ConfigDir::new("default").with_config(r#"{"currentContext":"default"}"#);
+        let dir = ConfigDir::new().with_config(r#"{"currentContext":"default"}"#);
         assert_eq!(
-            resolve(env(&[]), Some(&dir.0)).unwrap().source,
+            resolve(env(&[]), Some(dir.path())).unwrap().source,
             EndpointSource::Default
         );
-        let empty = ConfigDir::new("empty");
+        let empty = ConfigDir::new();
         assert_eq!(
-            resolve(env(&[]), Some(&empty.0)).unwrap().host,
+            resolve(env(&[]), Some(empty.path())).unwrap().host,
             DEFAULT_HOST
         );
         assert_eq!(
@@ -287,21 +286,21 @@ mod tests {
 
     #[test]
     fn broken_configuration_is_an_error_not_a_silent_default() {
-        let missing = ConfigDir::new("missing").with_config(r#"{"currentContext":"gone"}"#);
+        let missing = ConfigDir::new().with_config(r#"{"currentContext":"gone"}"#);
         assert!(matches!(
-            resolve(env(&[]), Some(&missing.0)),
+            resolve(env(&[]), Some(missing.path())),
             Err(ContextError::MissingContext { .. })
         ));
-        let garbled = ConfigDir::new("garbled").with_config("{not json");
+        let garbled = ConfigDir::new().with_config("{not json");
         assert!(matches!(
-            resolve(env(&[]), Some(&garbled.0)),
+            resolve(env(&[]), Some(garbled.path())),
             Err(ContextError::Config { .. })
         ));
-        let no_docker = ConfigDir::new("nodocker")
+        let no_docker = ConfigDir::new()
             .with_config(r#"{"currentContext":"k8s"}"#)
             .with_context("k8s", r#"{"Endpoints":{}}"#);
         assert!(matches!(
-            resolve(env(&[]), Some(&no_docker.0)),
+            resolve(env(&[]), Some(no_docker.path())),
             Err(ContextError::NoEndpoint { .. })
         ));
     }

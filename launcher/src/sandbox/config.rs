@@ -291,8 +291,8 @@ mod tests {
 
     #[test]
     fn an_existing_allowlist_and_proxy_defaults() {
-        let file =
-            std::env::temp_dir().join(format!("agent-sandbox-allow-{}.txt", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("allow.txt");
         std::fs::write(&file, "example.com\n").unwrap();
         let args = Options {
             proxy: true,
@@ -300,13 +300,7 @@ mod tests {
             ..Options::default()
         };
         let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
-        std::fs::remove_file(&file).unwrap();
-        assert_eq!(
-            proxy.allowlist,
-            std::fs::canonicalize(std::env::temp_dir())
-                .unwrap()
-                .join(file.file_name().unwrap())
-        );
+        assert_eq!(proxy.allowlist, std::fs::canonicalize(&file).unwrap());
         assert_eq!(proxy.image, DEFAULT_PROXY_IMAGE);
         assert_eq!(proxy.isolation, Isolation::NoNetwork);
         assert_eq!(proxy.egress_network, None);
@@ -314,10 +308,8 @@ mod tests {
 
     #[test]
     fn an_invalid_allowlist_is_refused_with_file_and_line() {
-        let file = std::env::temp_dir().join(format!(
-            "agent-sandbox-bad-allow-{}.txt",
-            std::process::id()
-        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("allow.txt");
         std::fs::write(&file, "example.com\nexa mple.com\n").unwrap();
         let args = Options {
             proxy: true,
@@ -326,7 +318,6 @@ mod tests {
         };
         let error = config(&args, "/home/alice/project").unwrap_err();
         let chain = crate::report::chain(&error);
-        std::fs::remove_file(&file).unwrap();
         assert!(matches!(error, ConfigError::InvalidAllowlist(_)), "{chain}");
         assert!(
             chain.contains(&*file.to_string_lossy()) && chain.contains(":2"),

@@ -71,11 +71,7 @@ impl ImageSpec {
             feed(key);
             feed(value);
         }
-        hasher
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        format!("{:x}", hasher.finalize())
     }
 
     /// The build context: a tar archive of the files.

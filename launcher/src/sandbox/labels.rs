@@ -53,11 +53,8 @@ impl Session {
             "{}/{}/{}/{now}",
             owner.host, owner.pid, owner.start
         ));
-        let id = digest
-            .iter()
-            .take(6)
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let mut id = format!("{digest:x}");
+        id.truncate(12);
         Self { id, owner, extra }
     }
 

@@ -232,9 +232,8 @@ mod tests {
 
     #[test]
     fn channels_of_launchers_that_are_gone_are_removed() {
-        let parent =
-            std::env::temp_dir().join(format!("agent-sandbox-stale-test-{}", std::process::id()));
-        std::fs::create_dir_all(&parent).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path();
         let live = Owner {
             pid: 1,
             start: "1".into(),
@@ -244,19 +243,18 @@ mod tests {
             pid: 2,
             ..live.clone()
         };
-        let keep = Channel::create(&parent, "live", &live).unwrap();
-        let gone = Channel::create(&parent, "dead", &dead).unwrap();
+        let keep = Channel::create(parent, "live", &live).unwrap();
+        let gone = Channel::create(parent, "dead", &dead).unwrap();
         let (gone_dir, keep_dir) = (gone.dir().to_owned(), keep.dir().to_owned());
         std::mem::forget(gone); // as if its launcher had been killed
         std::fs::create_dir(parent.join("agent-sandbox-unowned")).unwrap();
-        assert_eq!(remove_stale(&parent, |owner| owner.pid == 1), 1);
+        assert_eq!(remove_stale(parent, |owner| owner.pid == 1), 1);
         assert!(
             !gone_dir.exists()
                 && keep_dir.exists()
                 && parent.join("agent-sandbox-unowned").exists()
         );
         drop(keep);
-        std::fs::remove_dir_all(&parent).unwrap();
     }
 
     #[test]
@@ -292,10 +290,9 @@ mod tests {
 
     #[tokio::test]
     async fn lines_appended_to_the_channel_reach_the_opener_and_bad_ones_do_not() {
-        let parent = std::env::temp_dir();
+        let parent = tempfile::tempdir().unwrap();
         let owner = crate::sandbox::liveness::current_owner();
-        let channel =
-            Channel::create(&parent, &format!("test-{}", std::process::id()), &owner).unwrap();
+        let channel = Channel::create(parent.path(), "test", &owner).unwrap();
         let mode = std::fs::metadata(channel.dir())
             .unwrap()
             .permissions()

@@ -4,19 +4,19 @@
 //! detach keys are not docker's default), the exit code passes through, and the
 //! terminal's settings are restored afterwards.
 
-#![allow(clippy::unwrap_used, clippy::panic)]
-
 use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use agent_sandbox_e2e::{Scope, debian_image, require_docker};
+use agent_sandbox_e2e::eventually;
 use rustix::fs::{Mode, OFlags};
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 use rustix::termios::{LocalModes, Winsize, tcgetattr, tcsetwinsize};
+
+use crate::support::Launcher;
 
 /// A pseudo-terminal: the master side the test types into and reads from, the slave
 /// side the launcher gets as its stdin, stdout and stderr.
@@ -79,38 +79,36 @@ impl Pty {
     /// Waits until the screen shows `needle` after position `from`; returns the position
     /// after it.
     fn wait_for(&self, needle: &str, from: usize, timeout: Duration) -> usize {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen.lock().unwrap().clone();
-            let text = String::from_utf8_lossy(&screen[from.min(screen.len())..]).into_owned();
-            if let Some(at) = text.find(needle) {
-                return from + at + needle.len();
-            }
-            if started.elapsed() > timeout {
-                panic!("{needle:?} did not appear; the screen after {from}:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(
+            timeout,
+            &format!("{needle:?} appearing on the screen"),
+            || {
+                let screen = self.screen.lock().unwrap().clone();
+                let text = String::from_utf8_lossy(&screen[from.min(screen.len())..]).into_owned();
+                match text.find(needle) {
+                    Some(at) => Ok(from + at + needle.len()),
+                    None => Err(format!("the screen after {from}:\n{text}")),
+                }
+            },
+        )
+    }
+
+    /// The screen from `from` on, as text.
+    fn screen_after(&self, from: usize) -> String {
+        let screen = self.screen.lock().unwrap().clone();
+        String::from_utf8_lossy(&screen[from.min(screen.len())..]).into_owned()
     }
 }
 
 #[test]
 fn an_interactive_session_works_like_a_local_terminal() {
-    require_docker!();
-    let scope = Scope::new();
-    let root = std::env::temp_dir().join(scope.id());
-    let (home, work) = (root.join("home"), root.join("work"));
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
     let mut pty = Pty::open(80, 24);
     let before = tcgetattr(&pty.slave).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-sandbox"))
-        .args(["shell", "--image", debian_image()])
-        .args(scope.label_args())
-        .args(["--", "bash", "--norc", "--noprofile"])
-        .current_dir(&work)
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
+    let mut child = launcher
+        .shell(&[] as &[&str], &["bash", "--norc", "--noprofile"])
         .stdin(pty.stdio())
         .stdout(pty.stdio())
         .stderr(pty.stdio())
@@ -133,26 +131,23 @@ fn an_interactive_session_works_like_a_local_terminal() {
     let _ = Command::new("kill")
         .args(["-WINCH", &child.id().to_string()])
         .status();
-    let started = Instant::now();
-    loop {
+    seen = eventually(wait, "the container's terminal being resized", || {
         pty.type_in("echo \"size:$(stty size)\"\r");
         let next = pty.wait_for("size:", seen + 1, wait);
-        let screen = pty.screen.lock().unwrap().clone();
-        if String::from_utf8_lossy(&screen[next..]).starts_with("30 100") {
-            seen = next;
-            break;
-        }
         seen = next;
-        assert!(
-            started.elapsed() < wait,
-            "the container's terminal was not resized"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        let size = pty.screen_after(next);
+        match size.starts_with("30 100") {
+            true => Ok(next),
+            false => Err(size),
+        }
+    });
 
-    // Ctrl-P reaches the program instead of starting docker's detach sequence.
-    pty.type_in("cat -v\r");
-    std::thread::sleep(Duration::from_millis(300));
+    // Ctrl-P reaches the program instead of starting docker's detach sequence. It is
+    // typed once bash has run the command line (the marker is the echo's output, not the
+    // echoed input): from then on the line discipline holds it for `cat`, where before
+    // readline would take Ctrl-P as "previous line".
+    pty.type_in("echo \"cat-$((6 * 7))\"; cat -v\r");
+    seen = pty.wait_for("cat-42", seen, wait);
     pty.type_in("\x10z\r\x04");
     seen = pty.wait_for("^Pz", seen, wait);
 

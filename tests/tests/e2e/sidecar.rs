@@ -1,4 +1,4 @@
-//! The sidecar image against the real engine (issue 3 §5): built from a static host
+//! The sidecar image against the real engine: built from a static host
 //! binary without pulls, started read-only, without capabilities, as a non-root UID,
 //! between a client network and an egress network with test upstreams.
 //!
@@ -14,34 +14,33 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use agent_sandbox_e2e::{
-    Container, Outcome, Scope, Upstream, debian_image, docker_ok, proxy_image, require_docker,
+    Container, Outcome, Scope, Upstream, debian_image, docker_ok, docker_scope, proxy_image,
     wait_healthy, wait_tcp,
+};
+use sandbox_policy::protocol::{
+    self, ADMIN_ADDRESS, ALLOWLIST_PATH, BIN_DIR, DENY_HEADER, DeniedReport, ListenAddr,
+    PROXY_BINARY, PROXY_PORT, RUN_DIR,
 };
 
 /// The allowlist of most tests: only the `allowed.test` upstream, default ports.
 const ALLOWLIST: &str = "# sidecar test allowlist\nallowed.test\n";
 
-/// Where the image expects its allowlist.
-const ALLOWLIST_PATH: &str = "/etc/sandbox-proxy/allowed_domains.txt";
-
-/// The proxy's address as the client sees it.
-const PROXY: &str = "http://proxy.test:8888";
-
-/// The proxy's Unix socket, in the volume the launcher shares with the agent.
-const SOCKET: &str = "/run/sandbox/proxy.sock";
+/// The proxy's name on the client's network.
+const PROXY_HOST: &str = "proxy.test";
 
 /// The image's default arguments (its `CMD`).
-const DEFAULT_ARGS: [&str; 6] = [
-    "--listen",
-    "0.0.0.0:8888",
-    "--admin",
-    "127.0.0.1:9901",
-    "--allowlist",
-    ALLOWLIST_PATH,
-];
-
-/// The binary inside the image, and inside the volume shared with the agent.
-const BINARY: &str = "/opt/sandbox/bin/sandbox-proxy";
+fn default_args() -> Vec<String> {
+    [
+        "--listen",
+        &format!("0.0.0.0:{PROXY_PORT}"),
+        "--admin",
+        ADMIN_ADDRESS,
+        "--allowlist",
+        ALLOWLIST_PATH,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
 
 /// The image's non-root user.
 const UID: &str = "65532";
@@ -61,9 +60,9 @@ struct World {
 
 impl World {
     /// Starts the world with the image's default command and [`ALLOWLIST`], and waits
-    /// until the proxy accepts connections.
-    fn start() -> Self {
-        let scope = Scope::new();
+    /// until the proxy accepts connections; `None` (after a loud skip) without Docker.
+    fn start() -> Option<Self> {
+        let scope = docker_scope()?;
         let egress = scope.network("egress", &[]);
         let inner = scope.network("inner", &["--internal"]);
         let allowed = Upstream::start(&scope, &egress, "allowed.test", &[80, 8000]);
@@ -71,9 +70,9 @@ impl World {
         let allowlist = scope.file("allowed_domains.txt", ALLOWLIST);
         let shared_mounts = [
             "--volume".to_owned(),
-            format!("{}:/opt/sandbox/bin:ro", volume(&scope, "bin")),
+            format!("{}:{BIN_DIR}:ro", scope.volume("bin")),
             "--volume".to_owned(),
-            format!("{}:/run/sandbox", volume(&scope, "run")),
+            format!("{}:{RUN_DIR}", scope.volume("run")),
         ];
         let proxy = scope
             .container(proxy_image(), "proxy")
@@ -89,34 +88,35 @@ impl World {
             ])
             .args(shared_mounts.iter().cloned())
             // The image's default command plus the Unix socket, as the launcher runs it.
-            .cmd(DEFAULT_ARGS)
-            .cmd(["--listen", &format!("unix:{SOCKET}")])
+            .cmd(default_args())
+            .cmd(["--listen".to_owned(), ListenAddr::socket().to_string()])
             .start();
-        proxy.connect(&inner, Some("proxy.test"));
+        proxy.connect(&inner, Some(PROXY_HOST));
         let client = scope
             .container(debian_image(), "client")
             .network(&inner)
             .cmd(["sleep", "infinity"])
             .start();
         wait_tcp(
-            SocketAddr::new(proxy.ip(&egress), 8888),
+            SocketAddr::new(proxy.ip(&egress), PROXY_PORT),
             Duration::from_secs(20),
         );
-        Self {
+        Some(Self {
             shared_mounts,
             proxy,
             client,
             allowed,
             denied,
             scope,
-        }
+        })
     }
 
     /// Runs curl in the client container through the proxy (`-p`: tunnel with CONNECT)
     /// and returns what came back.
     fn curl(&self, args: &[&str]) -> Response {
+        let proxy = format!("http://{PROXY_HOST}:{PROXY_PORT}");
         let mut cmd = vec!["curl", "--silent", "--show-error", "--include"];
-        cmd.extend(["--max-time", "10", "--proxy", PROXY]);
+        cmd.extend(["--max-time", "10", "--proxy", &proxy]);
         cmd.extend(args);
         Response::parse(self.client.exec(&cmd))
     }
@@ -127,21 +127,10 @@ impl World {
     fn agent(&self, script: &str) -> Outcome {
         let mut args = vec!["--network", "none", "--user", "1000:1000"];
         args.extend(self.shared_mounts.iter().map(String::as_str));
-        let connect = format!("unix:{SOCKET}");
-        self.scope.run(
-            debian_image(),
-            &args,
-            &[
-                BINARY,
-                "relay",
-                "--connect",
-                &connect,
-                "--",
-                "bash",
-                "-c",
-                script,
-            ],
-        )
+        let command = ["bash", "-c", script].map(str::to_owned);
+        let entrypoint = protocol::relay_entrypoint(&command);
+        let entrypoint: Vec<&str> = entrypoint.iter().map(String::as_str).collect();
+        self.scope.run(debian_image(), &args, &entrypoint)
     }
 }
 
@@ -178,14 +167,14 @@ impl Response {
     fn deny_reason(&self) -> Option<&str> {
         self.headers
             .lines()
-            .find_map(|line| line.strip_prefix("x-sandbox-proxy-deny:"))
+            .find_map(|line| line.strip_prefix(DENY_HEADER)?.strip_prefix(':'))
             .map(str::trim)
     }
 }
 
 #[test]
 fn image_is_small_static_and_runs_as_non_root() {
-    require_docker!();
+    let Some(_scope) = docker_scope() else { return };
     let image = proxy_image();
     let size: u64 = docker_ok(["image", "inspect", "--format", "{{.Size}}", image])
         .parse()
@@ -193,47 +182,36 @@ fn image_is_small_static_and_runs_as_non_root() {
     assert!(size < 8 * 1024 * 1024, "image is {size} bytes");
     let config = |f: &str| docker_ok(["image", "inspect", "--format", f, image]);
     assert_eq!(config("{{.Config.User}}"), format!("{UID}:{UID}"));
+    let json = |f: &str| serde_json::from_str::<serde_json::Value>(&config(f)).unwrap();
     assert_eq!(
-        config("{{json .Config.ExposedPorts}}"),
-        r#"{"8888/tcp":{}}"#
+        json("{{json .Config.ExposedPorts}}"),
+        serde_json::json!({ format!("{PROXY_PORT}/tcp"): {} })
     );
     assert_eq!(
-        config("{{json .Config.Entrypoint}}"),
-        format!("[{BINARY:?}]")
-    );
-    let cmd: Vec<String> = DEFAULT_ARGS.iter().map(|a| format!("{a:?}")).collect();
-    assert_eq!(
-        config("{{json .Config.Cmd}}"),
-        format!("[{}]", cmd.join(","))
+        json("{{json .Config.Entrypoint}}"),
+        serde_json::json!([PROXY_BINARY])
     );
     assert_eq!(
-        config("{{json .Config.Healthcheck.Test}}"),
-        r#"["CMD","/opt/sandbox/bin/sandbox-proxy","healthcheck"]"#
+        json("{{json .Config.Cmd}}"),
+        serde_json::json!(default_args())
+    );
+    let mut healthcheck = vec!["CMD".to_owned()];
+    healthcheck.extend(protocol::healthcheck_command());
+    assert_eq!(
+        json("{{json .Config.Healthcheck.Test}}"),
+        serde_json::json!(healthcheck)
     );
     assert_eq!(config("{{.Os}}/{{len .RootFS.Layers}}"), "linux/2");
 }
 
-/// Creates a named volume of the scope and returns its name.
-fn volume(scope: &Scope, what: &str) -> String {
-    let name = scope.name(what);
-    let mut args = vec!["volume".to_owned(), "create".to_owned()];
-    args.extend(scope.label_args());
-    args.push(name.clone());
-    docker_ok(&args);
-    name
-}
-
 #[test]
 fn volumes_share_the_binary_read_only_and_give_the_run_dir_to_the_proxy_user() {
-    require_docker!();
-    let scope = Scope::new();
-    let bin = volume(&scope, "bin");
-    let run = volume(&scope, "run");
+    let Some(scope) = docker_scope() else { return };
     let mounts = [
         "--volume".to_owned(),
-        format!("{bin}:/opt/sandbox/bin:ro"),
+        format!("{}:{BIN_DIR}:ro", scope.volume("bin")),
         "--volume".to_owned(),
-        format!("{run}:/run/sandbox"),
+        format!("{}:{RUN_DIR}", scope.volume("run")),
     ];
     // Creating a container populates empty named volumes from the image: what the
     // launcher relies on to hand the binary and the socket directory to the agent.
@@ -250,9 +228,11 @@ fn volumes_share_the_binary_read_only_and_give_the_run_dir_to_the_proxy_user() {
         &[
             "bash",
             "-c",
-            "stat -c '%u %a' /opt/sandbox/bin/sandbox-proxy /run/sandbox \
-             && /opt/sandbox/bin/sandbox-proxy --help >/dev/null \
-             && ! touch /opt/sandbox/bin/sandbox-proxy 2>/dev/null && echo read-only",
+            &format!(
+                "stat -c '%u %a' {PROXY_BINARY} {RUN_DIR} \
+                 && {PROXY_BINARY} --help >/dev/null \
+                 && ! touch {PROXY_BINARY} 2>/dev/null && echo read-only"
+            ),
         ],
     );
     assert_eq!(
@@ -265,8 +245,7 @@ fn volumes_share_the_binary_read_only_and_give_the_run_dir_to_the_proxy_user() {
 
 #[test]
 fn allows_a_listed_host_over_plain_http_and_connect() {
-    require_docker!();
-    let world = World::start();
+    let Some(world) = World::start() else { return };
     let plain = world.curl(&["http://allowed.test/"]);
     assert_eq!(
         (plain.outcome.code, plain.status, plain.body.as_str()),
@@ -284,8 +263,7 @@ fn allows_a_listed_host_over_plain_http_and_connect() {
 
 #[test]
 fn denies_an_unlisted_host_with_the_deny_header_and_never_contacts_it() {
-    require_docker!();
-    let world = World::start();
+    let Some(world) = World::start() else { return };
     for args in [
         &["http://denied.test/"][..],
         &["--proxytunnel", "http://denied.test/"][..],
@@ -307,8 +285,7 @@ fn denies_an_unlisted_host_with_the_deny_header_and_never_contacts_it() {
 
 #[test]
 fn refuses_a_listed_host_on_an_unlisted_port() {
-    require_docker!();
-    let world = World::start();
+    let Some(world) = World::start() else { return };
     for args in [
         &["http://allowed.test:8000/"][..],
         &["--proxytunnel", "http://allowed.test:8000/"][..],
@@ -322,8 +299,7 @@ fn refuses_a_listed_host_on_an_unlisted_port() {
 
 #[test]
 fn serves_read_only_without_capabilities_as_non_root() {
-    require_docker!();
-    let world = World::start();
+    let Some(world) = World::start() else { return };
     assert_eq!(
         world.proxy.inspect("{{.HostConfig.ReadonlyRootfs}}"),
         "true"
@@ -348,14 +324,13 @@ fn serves_read_only_without_capabilities_as_non_root() {
 
 #[test]
 fn agent_without_network_reaches_the_proxy_through_the_relay_from_the_shared_volumes() {
-    require_docker!();
-    let world = World::start();
-    let codes = world.agent(
+    let Some(world) = World::start() else { return };
+    let codes = world.agent(&format!(
         "for url in http://allowed.test/ http://denied.test/; do \
-           curl -s -o /dev/null -w '%{http_code} ' -x http://127.0.0.1:8888 $url; \
-           curl -s -o /dev/null -w '%{http_code} ' -p -x http://127.0.0.1:8888 $url; \
-         done; exit 7",
-    );
+           curl -s -o /dev/null -w '%{{http_code}} ' -x http://127.0.0.1:{PROXY_PORT} $url; \
+           curl -s -o /dev/null -w '%{{http_code}} ' -p -x http://127.0.0.1:{PROXY_PORT} $url; \
+         done; exit 7"
+    ));
     // 000: curl reports no HTTP code for a CONNECT refused with 403.
     assert_eq!(
         (codes.code, codes.stdout.as_str()),
@@ -368,13 +343,17 @@ fn agent_without_network_reaches_the_proxy_through_the_relay_from_the_shared_vol
 
 #[test]
 fn becomes_healthy_and_reports_denied_destinations() {
-    require_docker!();
-    let world = World::start();
+    let Some(world) = World::start() else { return };
     wait_healthy(&world.proxy, Duration::from_secs(30));
     assert_eq!(world.curl(&["http://denied.test/"]).status, 403);
-    let denied = world.proxy.exec(&[BINARY, "denied"]);
+    let denied = world.proxy.exec(&[PROXY_BINARY, "denied"]);
+    let report: DeniedReport = serde_json::from_str(&denied.stdout)
+        .unwrap_or_else(|e| panic!("`denied` printed no report ({e}): {denied:?}"));
     assert!(
-        denied.stdout.contains(r#""host":"denied.test","port":80"#),
-        "{denied:?}"
+        report
+            .destinations
+            .iter()
+            .any(|d| d.host == "denied.test" && d.port == 80),
+        "{report:?}"
     );
 }

@@ -1,123 +1,24 @@
-//! The launcher end to end, through the real binary and the real Docker engine: the
-//! hardening seen from inside the agent container, proxy mode against test upstreams
-//! (allowed, refused and never contacted; no direct TCP, no DNS, no host services), and
-//! teardown on every way out (normal exit, failing agent, SIGTERM, SIGINT; SIGKILL
-//! leftovers removed by `gc` and by the next run).
-//!
-//! These tests live in the launcher crate (not `tests/`) so that they run the binary
-//! cargo built for them (`CARGO_BIN_EXE_agent-sandbox`); the Docker helpers (scopes,
-//! test images, upstreams) come from the `agent-sandbox-e2e` crate. Everything a run
-//! creates carries the scope's labels (`--label`), so the scope removes it even when a
-//! test fails. The tests run one at a time: each run starts with a `gc`, which must not
-//! race with a test that inspects leftovers on purpose.
+//! Sandboxed runs: the hardening seen from inside the agent container, proxy mode
+//! against test upstreams (allowed, refused and never contacted; no direct TCP, no DNS,
+//! no host services), and teardown on every way out (normal exit, failing agent,
+//! SIGTERM, SIGINT; SIGKILL leftovers removed by `gc` and by the next run).
 
-// Helpers outside `#[test]` functions fail the calling test by panicking.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
-
-use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt as _;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use agent_sandbox::ExitStatus;
 use agent_sandbox_e2e::{
-    Scope, TEST_ID_LABEL, Upstream, debian_image, docker_ok, proxy_image, require_docker,
+    Scope, TEST_ID_LABEL, Upstream, debian_image, docker_ok, eventually, proxy_image,
 };
 
-/// Serialises the tests of this file (see the module documentation).
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crate::support::{Launcher, USER, launcher_binary, run, stdout};
 
 /// No launcher options.
 const NO_OPTIONS: &[&str] = &[];
 
-/// The UID and GID the non-root runs use.
-const USER: u32 = 4321;
-
-/// A launcher invocation in a scope: its own home (settings, profile mounts) and
-/// working directory, the scope's labels, the test images.
-struct Launcher {
-    scope: Scope,
-    home: PathBuf,
-    work: PathBuf,
-    /// `XDG_RUNTIME_DIR`, where the browser hand-off channels go.
-    runtime: PathBuf,
-}
-
 impl Launcher {
-    fn new() -> Self {
-        let scope = Scope::new();
-        let root = std::env::temp_dir().join(scope.id());
-        let (home, work, runtime) = (root.join("home"), root.join("work"), root.join("run"));
-        for dir in [&home, &work, &runtime] {
-            std::fs::create_dir_all(dir).unwrap();
-        }
-        Self {
-            scope,
-            home,
-            work,
-            runtime,
-        }
-    }
-
-    /// Hands the home and working directories to [`USER`].
-    fn owned_by_user(self) -> Self {
-        for dir in [
-            &self.home,
-            &self.work,
-            &self.runtime,
-            self.home.parent().unwrap(),
-        ] {
-            std::os::unix::fs::chown(dir, Some(USER), Some(USER)).unwrap();
-        }
-        self
-    }
-
-    /// `agent-sandbox shell [options] -- command...` with the Debian test image.
-    fn shell(&self, options: &[impl AsRef<OsStr>], command: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-sandbox"));
-        cmd.args(["shell", "--image", debian_image()]);
-        let labels = self.scope.label_args();
-        cmd.args(&labels).args(options).arg("--").args(command);
-        cmd.current_dir(&self.work)
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env("XDG_RUNTIME_DIR", &self.runtime)
-            .env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// The same, run as [`USER`] with access to the engine's socket.
-    fn shell_as_user(&self, options: &[impl AsRef<OsStr>], command: &[&str]) -> Command {
-        let inner = self.shell(options, command);
-        let socket_group = std::fs::metadata("/var/run/docker.sock").unwrap().gid();
-        let mut cmd = Command::new("setpriv");
-        cmd.args([
-            format!("--reuid={USER}"),
-            format!("--regid={USER}"),
-            format!("--groups={socket_group}"),
-        ]);
-        cmd.arg(inner.get_program()).args(inner.get_args());
-        for (key, value) in inner.get_envs() {
-            match value {
-                Some(value) => cmd.env(key, value),
-                None => cmd.env_remove(key),
-            };
-        }
-        cmd.current_dir(&self.work).stdin(Stdio::null());
-        cmd
-    }
-
     /// Runs `sleep 60` in the sandbox, sends the launcher signal `name` once the agent
     /// container runs, and returns how the launcher ended.
     fn signalled(&self, options: &[String], name: &str) -> std::process::ExitStatus {
@@ -128,7 +29,7 @@ impl Launcher {
             .spawn()
             .unwrap();
         wait_for_agent(&self.scope);
-        let status = Command::new("kill")
+        let status = std::process::Command::new("kill")
             .args([&format!("-{name}"), &child.id().to_string()])
             .status()
             .unwrap();
@@ -158,22 +59,6 @@ impl Launcher {
     }
 }
 
-fn run(mut command: Command) -> Output {
-    let output = command.output().unwrap();
-    eprintln!(
-        "--- {:?} exited {:?}\n--- stdout:\n{}--- stderr:\n{}",
-        command.get_args().collect::<Vec<_>>(),
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// The scope's objects that the launcher created (containers, networks, volumes).
 fn launcher_objects(scope: &Scope) -> Vec<String> {
     let filter = format!("label={TEST_ID_LABEL}={}", scope.id());
@@ -190,23 +75,25 @@ fn launcher_objects(scope: &Scope) -> Vec<String> {
 /// Waits until the scope's agent container runs.
 fn wait_for_agent(scope: &Scope) {
     let filter = format!("label={TEST_ID_LABEL}={}", scope.id());
-    let started = Instant::now();
-    while docker_ok([
-        "ps",
-        "--quiet",
-        "--filter",
-        &filter,
-        "--filter",
-        "label=agent-sandbox.role=agent",
-    ])
-    .is_empty()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the agent container did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(60),
+        "the agent container starting",
+        || {
+            let running = docker_ok([
+                "ps",
+                "--quiet",
+                "--filter",
+                &filter,
+                "--filter",
+                "label=agent-sandbox.role=agent",
+            ]);
+            if running.is_empty() {
+                Err("no running agent container")
+            } else {
+                Ok(())
+            }
+        },
+    );
 }
 
 fn field<'a>(text: &'a str, key: &str) -> &'a str {
@@ -218,9 +105,10 @@ fn field<'a>(text: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn the_agent_container_is_hardened_and_sees_only_what_it_should() {
-    require_docker!();
-    let _serial = one_at_a_time();
-    let launcher = Launcher::new().owned_by_user();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
+    let launcher = launcher.owned_by_user();
     let scope = &launcher.scope;
     let probe = r#"
         grep -E '^(CapEff|CapBnd|CapPrm|NoNewPrivs):' /proc/self/status
@@ -264,9 +152,9 @@ fn the_agent_container_is_hardened_and_sees_only_what_it_should() {
 
 #[test]
 fn exit_codes_pass_through() {
-    require_docker!();
-    let _serial = one_at_a_time();
-    let launcher = Launcher::new();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
     let scope = &launcher.scope;
     for (command, code) in [
         (&["true"][..], ExitStatus::SUCCESS),
@@ -291,9 +179,9 @@ fn exit_codes_pass_through() {
 
 #[test]
 fn a_missing_allowlist_fails_before_anything_starts() {
-    require_docker!();
-    let _serial = one_at_a_time();
-    let launcher = Launcher::new();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
     let scope = &launcher.scope;
     let output = run(launcher.shell(
         &["--proxy", "--allowed-domains", "/nonexistent/allow.txt"],
@@ -306,9 +194,9 @@ fn a_missing_allowlist_fails_before_anything_starts() {
 
 #[test]
 fn proxy_mode_reaches_allowed_upstreams_only_and_nothing_else() {
-    require_docker!();
-    let _serial = one_at_a_time();
-    let launcher = Launcher::new();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
     let scope = &launcher.scope;
     let egress = scope.network("egress", &[]);
     let allowed = Upstream::start(scope, &egress, "allowed.test", &[80]);
@@ -367,9 +255,9 @@ fn proxy_mode_reaches_allowed_upstreams_only_and_nothing_else() {
 
 #[test]
 fn nothing_is_left_after_normal_exit_failure_sigterm_and_sigint() {
-    require_docker!();
-    let _serial = one_at_a_time();
-    let launcher = Launcher::new();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
     let scope = &launcher.scope;
     let options = launcher.proxy_options("allowed.test\n", None);
     for (command, code) in [(&["true"][..], 0), (&["sh", "-c", "exit 4"], 4)] {
@@ -401,9 +289,9 @@ fn nothing_is_left_after_normal_exit_failure_sigterm_and_sigint() {
 
 #[test]
 fn sigkill_leftovers_are_removed_by_gc_and_by_the_next_run() {
-    require_docker!();
-    let _serial = one_at_a_time();
-    let launcher = Launcher::new();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
     let scope = &launcher.scope;
     let options = launcher.proxy_options("allowed.test\n", None);
     for cleaner in ["gc", "next run"] {
@@ -417,14 +305,7 @@ fn sigkill_leftovers_are_removed_by_gc_and_by_the_next_run() {
             "no browser channel left after SIGKILL"
         );
         let cleaned = match cleaner {
-            "gc" => {
-                let mut gc = Command::new(env!("CARGO_BIN_EXE_agent-sandbox"));
-                gc.arg("gc")
-                    .env("HOME", &launcher.home)
-                    .env("XDG_CONFIG_HOME", launcher.home.join(".config"))
-                    .env("XDG_RUNTIME_DIR", &launcher.runtime);
-                run(gc)
-            }
+            "gc" => run(launcher.launcher(&["gc"])),
             _ => run(launcher.shell(NO_OPTIONS, &["true"])),
         };
         assert_eq!(cleaned.status.code(), Some(0));
@@ -443,9 +324,9 @@ fn sigkill_leftovers_are_removed_by_gc_and_by_the_next_run() {
 
 #[test]
 fn piped_stdin_reaches_the_command_and_is_closed_at_its_end() {
-    require_docker!();
-    let _serial = one_at_a_time();
-    let launcher = Launcher::new();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
     let mut child = launcher
         .shell(NO_OPTIONS, &["sh", "-c", "wc -l; echo err >&2"])
         .stdin(Stdio::piped())
@@ -470,9 +351,9 @@ fn piped_stdin_reaches_the_command_and_is_closed_at_its_end() {
 
 #[test]
 fn invoked_as_pi_it_runs_the_pi_agent_with_unknown_arguments_passed_on() {
-    require_docker!();
-    let _serial = one_at_a_time();
-    let launcher = Launcher::new();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
     let scope = &launcher.scope;
     // A `pi` that prints its arguments, declared as the pi profile in the settings file
     // (which wins over the built-in profile): the test image has no real pi.
@@ -487,17 +368,13 @@ fn invoked_as_pi_it_runs_the_pi_agent_with_unknown_arguments_passed_on() {
     );
     std::fs::write(settings.join("config.toml"), profile).unwrap();
     let pi = launcher.home.join("pi");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_agent-sandbox"), &pi).unwrap();
+    std::os::unix::fs::symlink(launcher_binary(), &pi).unwrap();
     let pi_command = |args: &[&str]| {
-        let mut command = Command::new(&pi);
+        let mut command = launcher.command(&pi);
         command
             .args(["--image", debian_image()])
             .args(scope.label_args())
-            .args(args)
-            .current_dir(&launcher.work)
-            .env("HOME", &launcher.home)
-            .env("XDG_CONFIG_HOME", launcher.home.join(".config"))
-            .stdin(Stdio::null());
+            .args(args);
         command
     };
     let output = run(pi_command(&[
@@ -512,9 +389,9 @@ fn invoked_as_pi_it_runs_the_pi_agent_with_unknown_arguments_passed_on() {
 
 #[test]
 fn urls_opened_inside_reach_the_host_opener_and_nothing_else_does() {
-    require_docker!();
-    let _serial = one_at_a_time();
-    let launcher = Launcher::new();
+    let Some(launcher) = Launcher::start() else {
+        return;
+    };
     // The host's opener is a stub that records what it was asked to open ($BROWSER is
     // what the opener crate runs on Linux).
     let opened = launcher.home.join("opened.txt");

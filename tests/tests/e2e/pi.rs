@@ -1,4 +1,4 @@
-//! pi, the real agent, through the real launcher in proxy mode (issue 5 §4): the pi test
+//! pi, the real agent, through the real launcher in proxy mode: the pi test
 //! image (Node.js, pi, the test CA), a mock OpenAI-compatible model server with TLS as
 //! `model.test` on an egress network the test creates, and pi's `models.json` in the
 //! mounted agent directory declaring it as a provider.
@@ -13,16 +13,13 @@
 //! Everything the launcher creates carries the scope's labels (`--label`), so the scope
 //! removes it even when a test fails.
 
-// Helpers outside `#[test]` functions fail the calling test by panicking.
-#![allow(clippy::unwrap_used, clippy::print_stderr)]
-
 use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent_sandbox_e2e::{
-    MODEL_HOST, SandboxedPi, docker_available, launcher_binary, pi_testdata_available,
+    MODEL_HOST, SandboxedPi, as_user, docker_available, launcher_binary, pi_testdata_available,
 };
 
 /// How long one launcher run may take: image checks, the sidecar, pi's start and, when
@@ -56,31 +53,6 @@ fn run_pi(pi: &SandboxedPi, allowlist: &str) -> Run {
     pi.hand_to(USER);
     let launcher = pi.command(&launcher_binary(false), allowlist, PROMPT);
     run_bounded(as_user(&launcher, USER), RUN_TIMEOUT)
-}
-
-/// `cmd` run as `uid:uid` (through setpriv; the tests run as root), with the group of
-/// the engine's socket so the launcher can reach it.
-fn as_user(cmd: &Command, uid: u32) -> Command {
-    let socket_group = std::fs::metadata("/var/run/docker.sock").unwrap().gid();
-    let mut wrapped = Command::new("setpriv");
-    wrapped
-        .args([
-            format!("--reuid={uid}"),
-            format!("--regid={uid}"),
-            format!("--groups={socket_group}"),
-        ])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => wrapped.env(key, value),
-            None => wrapped.env_remove(key),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        wrapped.current_dir(dir);
-    }
-    wrapped
 }
 
 /// Runs `cmd` with stdin from /dev/null, collecting its output; stops it (SIGTERM, so

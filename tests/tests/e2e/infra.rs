@@ -2,7 +2,7 @@
 //! the tools tests rely on, throwaway runs report exit codes and output, and a scope
 //! removes what it created, also when its test panics.
 
-use agent_sandbox_e2e::{Scope, TEST_ID_LABEL, debian_image, docker_ok, require_docker};
+use agent_sandbox_e2e::{Scope, TEST_ID_LABEL, debian_image, docker_ok, docker_scope};
 
 /// Lists the ids of containers and networks carrying a scope's id label.
 fn labelled(scope_id: &str) -> (String, String) {
@@ -15,7 +15,7 @@ fn labelled(scope_id: &str) -> (String, String) {
 
 #[test]
 fn debian_image_has_the_tools_tests_use() {
-    require_docker!();
+    let Some(scope) = docker_scope() else { return };
     let image = debian_image();
     let labels = docker_ok([
         "image",
@@ -25,7 +25,6 @@ fn debian_image_has_the_tools_tests_use() {
         image,
     ]);
     assert!(labels.contains(r#""agent-sandbox.test":"1""#), "{labels}");
-    let scope = Scope::new();
     let out = scope.run(
         image,
         &[],
@@ -44,8 +43,7 @@ fn debian_image_has_the_tools_tests_use() {
 
 #[test]
 fn run_returns_exit_code_stdout_and_stderr() {
-    require_docker!();
-    let scope = Scope::new();
+    let Some(scope) = docker_scope() else { return };
     let out = scope.run(
         debian_image(),
         &[],
@@ -59,8 +57,7 @@ fn run_returns_exit_code_stdout_and_stderr() {
 
 #[test]
 fn scope_removes_its_objects_when_dropped() {
-    require_docker!();
-    let scope = Scope::new();
+    let Some(scope) = docker_scope() else { return };
     let id = scope.id().to_owned();
     let net = scope.network("net", &["--internal"]);
     let container = scope
@@ -80,7 +77,8 @@ fn scope_removes_its_objects_when_dropped() {
 
 #[test]
 fn scope_removes_its_objects_when_the_test_panics() {
-    require_docker!();
+    // The scope under test is the one the failing thread opens.
+    let Some(_guard) = docker_scope() else { return };
     let (id_tx, id_rx) = std::sync::mpsc::channel();
     let failed = std::thread::spawn(move || {
         let scope = Scope::new();
