@@ -1,4 +1,4 @@
-//! The launcher's commands: [`run`] parses the command line and dispatches to `run` and
+//! The launcher's commands: [`run()`] parses the command line and dispatches to `run` and
 //! `shell` ([`run`](mod@run): one sandboxed command), `build`, `gc` and `doctor`; every
 //! failure of the launcher itself ends in one reported error chain and docker's 125.
 

@@ -145,7 +145,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects the way the docker CLI does (see [`context`]) and negotiates the API
+    /// Connects the way the docker CLI does (see `context`) and negotiates the API
     /// version, which also checks that the engine answers.
     ///
     /// # Errors
