@@ -37,7 +37,7 @@ pub enum AddressClass {
 
 impl AddressClass {
     /// Classifies one address.
-    pub fn of(ip: IpAddr) -> AddressClass {
+    pub(crate) fn of(ip: IpAddr) -> AddressClass {
         match ip {
             IpAddr::V4(v4) => classify_v4(v4),
             IpAddr::V6(v6) => classify_v6(v6),
@@ -45,7 +45,7 @@ impl AddressClass {
     }
 
     /// The stable lower-case name used in logs, headers and explanations.
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             AddressClass::Public => "public",
             AddressClass::Loopback => "loopback",

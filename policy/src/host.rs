@@ -174,14 +174,6 @@ impl Host {
         }
         parse_name(input)
     }
-
-    /// The domain name, if this host is one.
-    pub fn as_name(&self) -> Option<&DomainName> {
-        match self {
-            Host::Name(name) => Some(name),
-            Host::Ip(_) => None,
-        }
-    }
 }
 
 impl FromStr for Host {

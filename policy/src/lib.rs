@@ -22,8 +22,7 @@ pub mod protocol;
 pub mod report;
 
 pub use allowlist::{
-    Allowlist, Decision, Entry, ListDenial, LoadError, Lookup, ParseError, ParseErrorKind,
-    ParseErrors, Pattern,
+    Allowlist, Decision, Entry, ListDenial, LoadError, Lookup, ParseError, ParseErrors, Pattern,
 };
 pub use guard::AddressClass;
 pub use host::{Authority, DomainName, Host, HostError};

@@ -29,7 +29,7 @@ pub struct Lint {
     /// Line of the entry the finding is about.
     pub line: u32,
     /// Column of that entry.
-    pub column: u32,
+    pub(crate) column: u32,
     /// The entry as written.
     pub entry: Box<str>,
     /// What is wrong with it.

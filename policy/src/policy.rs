@@ -376,7 +376,7 @@ mod tests {
 
         let (invalid, loaded) = load(b"ok.com\n*.com\na..b\n");
         let error = loaded.err().unwrap();
-        assert!(matches!(&error, LoadError::Invalid(errors) if errors.len() == 2));
+        assert!(matches!(&error, LoadError::Invalid(errors) if errors.0.len() == 2));
         let shown = invalid.path().display();
         assert_eq!(
             error.to_string(),

@@ -23,7 +23,7 @@ pub struct Entry {
     /// 1-based line number in the file.
     pub line: u32,
     /// 1-based column (in characters) where the entry starts.
-    pub column: u32,
+    pub(crate) column: u32,
     /// The entry as written, without comment and surrounding whitespace.
     pub text: Box<str>,
 }

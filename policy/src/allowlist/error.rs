@@ -7,7 +7,7 @@ use crate::host::HostError;
 
 /// Why one allowlist entry was rejected.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum ParseErrorKind {
+pub(crate) enum ParseErrorKind {
     /// `*` alone would allow everything.
     #[error("bare '*' would allow every host; list the domains instead (e.g. '*.example.com')")]
     BareWildcard,
@@ -53,30 +53,20 @@ fn url_reason(suggestion: Option<&str>) -> String {
 #[error("{origin}:{line}:{column}: {kind}")]
 pub struct ParseError {
     /// The file name (or other origin) of the text.
-    pub origin: String,
+    pub(crate) origin: String,
     /// 1-based line number.
     pub line: u32,
     /// 1-based column, in characters.
     pub column: u32,
     /// What is wrong.
-    pub kind: ParseErrorKind,
+    pub(crate) kind: ParseErrorKind,
 }
 
 /// Every error of one allowlist text, in line order (never empty when returned).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseErrors(pub Vec<ParseError>);
+pub struct ParseErrors(pub(crate) Vec<ParseError>);
 
 impl ParseErrors {
-    /// The individual errors, in line order.
-    pub fn iter(&self) -> std::slice::Iter<'_, ParseError> {
-        self.0.iter()
-    }
-
-    /// How many entries were rejected.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// Whether there are no errors (never the case for a returned error).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -64,7 +64,7 @@ pub struct Lookup<'a> {
     pub decision: Decision,
     /// The deciding entry: the allowing one, for `PortNotAllowed` the most specific entry
     /// matching the name, for `NotListed` none.
-    pub entry: Option<&'a Entry>,
+    pub(crate) entry: Option<&'a Entry>,
 }
 
 /// Whether the allowlist admits a host and port.
@@ -198,7 +198,7 @@ impl Allowlist {
 
     /// Ports that some entry matching `host` allows, sorted and deduplicated (for
     /// "port not allowed" messages); empty when no entry matches the host.
-    pub fn allowed_ports(&self, host: &Host) -> Vec<u16> {
+    pub(crate) fn allowed_ports(&self, host: &Host) -> Vec<u16> {
         let mut ports = Vec::new();
         for entry in self.matching(host) {
             match entry.port {

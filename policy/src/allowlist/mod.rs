@@ -10,5 +10,5 @@ mod matcher;
 mod parse;
 
 pub use entry::{Entry, Pattern};
-pub use error::{LoadError, ParseError, ParseErrorKind, ParseErrors};
+pub use error::{LoadError, ParseError, ParseErrors};
 pub use matcher::{Allowlist, Decision, ListDenial, Lookup};

@@ -325,7 +325,7 @@ mod tests {
     fn reports_every_error_of_the_file_at_once() {
         let text = "github.com\n*\nok.example.com\nhttps://x.org/a\n\n*.com\na.com:99999\n";
         let result = parse_entries("allow.txt", text).unwrap_err();
-        let shown: Vec<String> = result.iter().map(ToString::to_string).collect();
+        let shown: Vec<String> = result.0.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,
             [

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sandbox_policy::{DomainName, Host, Policy, PolicyOptions, protocol::ListenAddr};
-use sandbox_proxy::dial::{Dialer, OwnAddresses};
-use sandbox_proxy::listen::Listener;
-use sandbox_proxy::resolve::Resolver;
+use sandbox_proxy::net::dial::{Dialer, OwnAddresses};
+use sandbox_proxy::net::listen::Listener;
+use sandbox_proxy::net::resolve::Resolver;
 use sandbox_proxy::{Limits, PolicyStore, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

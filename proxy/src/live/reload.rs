@@ -16,8 +16,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::PolicyStore;
-use crate::telemetry::Telemetry;
+use crate::live::PolicyStore;
+use crate::ops::telemetry::Telemetry;
 
 /// Quiet time after a file event before reloading, so a burst of writes reloads once.
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -41,7 +41,7 @@ pub struct ReloadReport {
 pub struct ReloadStatus(Mutex<Option<ReloadReport>>);
 
 impl ReloadStatus {
-    /// The latest reload attempt.
+    /// The latest reload attempt, if there was one.
     pub fn latest(&self) -> Option<ReloadReport> {
         self.0.lock().ok().and_then(|latest| latest.clone())
     }
@@ -81,7 +81,7 @@ impl Reloader {
     }
 
     /// Re-reads the file now; replaces the policy only when it compiled and changed.
-    pub fn reload(&self) -> ReloadReport {
+    pub(crate) fn reload(&self) -> ReloadReport {
         let current = self.store.current();
         let generation = current.generation() + 1;
         let started = std::time::Instant::now();
@@ -100,7 +100,7 @@ impl Reloader {
                     compile_ms,
                     "policy reloaded"
                 );
-                crate::lint::log_findings(&self.path, policy.allowlist());
+                crate::ops::lint::log_findings(&self.path, policy.allowlist());
                 self.telemetry
                     .policy(policy.generation(), policy.allowlist().len());
                 self.store.replace(policy);

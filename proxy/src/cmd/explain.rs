@@ -12,19 +12,19 @@ use std::time::Duration;
 
 use sandbox_policy::{DenyReason, Permit, Policy};
 
-use crate::check::{load_policy, parse_target};
-use crate::cli::ExplainArgs;
-use crate::config::parse_pin;
-use crate::dial::{DialError, Dialer, OwnAddresses};
-use crate::exit::Exit;
-use crate::resolve::Resolver;
+use crate::cmd::check::{load_policy, parse_target};
+use crate::cmd::cli::ExplainArgs;
+use crate::cmd::config::parse_pin;
+use crate::cmd::exit::Exit;
+use crate::net::dial::{DialError, Dialer, OwnAddresses};
+use crate::net::resolve::Resolver;
 
 /// Longest wait for a name to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `explain`: a block of lines per target on stdout; errors and lint warnings on
 /// stderr. Exit 0 when every target is allowed, 1 when any is denied.
-pub fn run(args: &ExplainArgs) -> Exit {
+pub(crate) fn run(args: &ExplainArgs) -> Exit {
     let mut stderr = std::io::stderr().lock();
     let policy = match load_policy(&args.policy) {
         Ok(policy) => policy,

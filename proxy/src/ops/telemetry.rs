@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::denied::DeniedLog;
+use crate::ops::denied::DeniedLog;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -35,7 +35,7 @@ struct LimitLabels {
 
 /// A limit that refused or cut off a client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LimitHit {
+pub(crate) enum LimitHit {
     /// The connection cap (503).
     Connections,
     /// The request head size (431).
@@ -58,7 +58,7 @@ pub struct Telemetry {
     policy_generation: Gauge,
     policy_entries: Gauge,
     /// Denied destinations with counts.
-    pub denied: DeniedLog,
+    pub(crate) denied: DeniedLog,
 }
 
 impl Default for Telemetry {
@@ -125,7 +125,7 @@ impl Default for Telemetry {
 
 impl Telemetry {
     /// Counts one decided request and the bytes it moved.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: &str,
         decision: &'static str,
@@ -153,7 +153,7 @@ impl Telemetry {
     }
 
     /// A tunnel opened (`true`) or closed (`false`).
-    pub fn tunnel(&self, open: bool) {
+    pub(crate) fn tunnel(&self, open: bool) {
         if open {
             self.active_tunnels.inc();
         } else {
@@ -162,18 +162,18 @@ impl Telemetry {
     }
 
     /// Observes the time an upstream connect took.
-    pub fn connected(&self, elapsed: Duration) {
+    pub(crate) fn connected(&self, elapsed: Duration) {
         self.connect_seconds.observe(elapsed.as_secs_f64());
     }
 
     /// Counts a reload attempt.
-    pub fn reload(&self, ok: bool) {
+    pub(crate) fn reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.reloads.get_or_create(&ResultLabels { result }).inc();
     }
 
     /// Counts a limit hit.
-    pub fn limit(&self, hit: LimitHit) {
+    pub(crate) fn limit(&self, hit: LimitHit) {
         let limit = match hit {
             LimitHit::Connections => "connections",
             LimitHit::HeadSize => "head-size",
@@ -184,7 +184,7 @@ impl Telemetry {
     }
 
     /// Records the policy now in force.
-    pub fn policy(&self, generation: u64, entries: usize) {
+    pub(crate) fn policy(&self, generation: u64, entries: usize) {
         self.policy_generation
             .set(i64::try_from(generation).unwrap_or(i64::MAX));
         self.policy_entries
@@ -192,7 +192,7 @@ impl Telemetry {
     }
 
     /// The metrics in Prometheus text exposition format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -7,7 +7,7 @@ use std::path::Path;
 use sandbox_policy::{Allowlist, lint::lint};
 
 /// Logs each finding as a warning, naming the allowlist file.
-pub fn log_findings(path: &Path, allowlist: &Allowlist) {
+pub(crate) fn log_findings(path: &Path, allowlist: &Allowlist) {
     for lint in lint(allowlist) {
         tracing::warn!(
             allowlist = %path.display(),
@@ -21,7 +21,7 @@ pub fn log_findings(path: &Path, allowlist: &Allowlist) {
 }
 
 /// Writes each finding as `sandbox-proxy: warning: FILE:LINE:COL: message`.
-pub fn print_findings(out: &mut impl Write, path: &Path, allowlist: &Allowlist) {
+pub(crate) fn print_findings(out: &mut impl Write, path: &Path, allowlist: &Allowlist) {
     for lint in lint(allowlist) {
         let _ = writeln!(out, "sandbox-proxy: warning: {}:{lint}", path.display());
     }

@@ -15,19 +15,14 @@ use sandbox_policy::DomainName;
 
 /// Why a name could not be resolved. Never treated as "public": the request fails.
 #[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// The name exists nowhere we can see (NXDOMAIN, no records, or not pinned).
     #[error("{name} did not resolve to any address")]
-    NoAddresses {
-        /// The name that was looked up.
-        name: String,
-    },
+    NoAddresses { name: String },
     /// The DNS lookup itself failed (timeout, server failure, ...).
     #[error("DNS lookup of {name} failed")]
     Lookup {
-        /// The name that was looked up.
         name: String,
-        /// The resolver's error.
         #[source]
         source: hickory_resolver::net::NetError,
     },
@@ -45,7 +40,9 @@ pub struct Resolver {
 
 impl Resolver {
     /// The system resolver, with `pinned` names answered locally first.
-    pub fn system(pinned: HashMap<DomainName, Vec<IpAddr>>) -> Result<Resolver, ResolveError> {
+    pub(crate) fn system(
+        pinned: HashMap<DomainName, Vec<IpAddr>>,
+    ) -> Result<Resolver, ResolveError> {
         let system = TokioResolver::builder_tokio()
             .and_then(|mut builder| {
                 // IPv6 only when a name has no IPv4 address: most sandboxes have no IPv6
@@ -70,7 +67,7 @@ impl Resolver {
     }
 
     /// All addresses of `name`, in the order the resolver returned them.
-    pub async fn resolve(&self, name: &DomainName) -> Result<Vec<IpAddr>, ResolveError> {
+    pub(crate) async fn resolve(&self, name: &DomainName) -> Result<Vec<IpAddr>, ResolveError> {
         if let Some(addresses) = self.pinned.get(name) {
             return Ok(addresses.clone());
         }

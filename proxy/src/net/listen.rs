@@ -11,9 +11,9 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 /// A bound listening socket.
 #[derive(Debug)]
 pub enum Listener {
-    /// A TCP listener.
+    /// Bound to an IP address and port.
     Tcp(TcpListener),
-    /// A Unix socket listener.
+    /// Bound to a Unix socket path.
     Unix(UnixListener),
 }
 

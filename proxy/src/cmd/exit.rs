@@ -29,7 +29,7 @@ impl From<Exit> for ExitCode {
 }
 
 /// The table printed at the end of `--help`.
-pub const EXIT_CODES_HELP: &str = "\
+pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0   success (check: every target allowed)
   1   check: a target is denied; healthcheck: not ready

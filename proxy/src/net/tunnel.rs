@@ -29,7 +29,7 @@ const CHUNK: usize = 64 * 1024;
 const BULK_END: usize = CHUNK / 4;
 
 /// A non-blocking stream socket the relay can drive by readiness.
-pub trait Socket: AsFd + Send + Sync + 'static {
+pub(crate) trait Socket: AsFd + Send + Sync + 'static {
     /// Waits until the socket may be readable.
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
     /// Waits until the socket may be writable.
@@ -73,7 +73,7 @@ impl_socket!(UnixStream);
 
 /// How a tunnel ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TunnelEnd {
+pub(crate) enum TunnelEnd {
     /// Both sides closed their direction.
     Closed,
     /// No byte moved either way for the idle timeout.
@@ -86,7 +86,7 @@ pub enum TunnelEnd {
 
 impl TunnelEnd {
     /// Lower-case name for logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TunnelEnd::Closed => "closed",
             TunnelEnd::IdleTimeout => "idle-timeout",
@@ -98,23 +98,23 @@ impl TunnelEnd {
 
 /// Byte counts of a tunnel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Transferred {
+pub(crate) struct Transferred {
     /// Bytes from the client to the upstream.
-    pub up: u64,
+    pub(crate) up: u64,
     /// Bytes from the upstream to the client.
-    pub down: u64,
+    pub(crate) down: u64,
 }
 
 /// Live byte counters of a tunnel, readable even if the relay is cut short.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     up: AtomicU64,
     down: AtomicU64,
 }
 
 impl Counters {
     /// The bytes moved so far.
-    pub fn snapshot(&self) -> Transferred {
+    pub(crate) fn snapshot(&self) -> Transferred {
         Transferred {
             up: self.up.load(Ordering::Relaxed),
             down: self.down.load(Ordering::Relaxed),
@@ -124,7 +124,7 @@ impl Counters {
 
 /// Relays until both directions are closed, an error occurs, or nothing moves for `idle`;
 /// bytes are counted in `moved` as they go.
-pub async fn relay<C: Socket, U: Socket>(
+pub(crate) async fn relay<C: Socket, U: Socket>(
     client: &C,
     upstream: &U,
     idle: Duration,
@@ -148,7 +148,7 @@ pub async fn relay<C: Socket, U: Socket>(
 }
 
 /// Writes all of `bytes` to `to`.
-pub async fn write_all<S: Socket>(to: &S, mut bytes: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_all<S: Socket>(to: &S, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         to.writable().await?;
         match to.try_write(bytes) {

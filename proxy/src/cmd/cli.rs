@@ -1,4 +1,4 @@
-//! The command line, as parsed by clap (raw; validated into [`crate::config`] types).
+//! The command line, as parsed by clap (raw; validated into [`crate::cmd::config`] types).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use sandbox_policy::protocol::{self, ListenAddr};
 
-use crate::logging::LogFormat;
+use crate::cmd::logging::LogFormat;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -32,22 +32,22 @@ Allowlist format (one entry per line, `#` starts a comment):
     name = "sandbox-proxy",
     version,
     about = "A default-deny allowlist HTTP forward proxy for sandboxed coding agents",
-    after_help = format!("{EXAMPLES}\n{}", crate::exit::EXIT_CODES_HELP),
+    after_help = format!("{EXAMPLES}\n{}", crate::cmd::exit::EXIT_CODES_HELP),
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
     /// A subcommand; without one, the proxy serves.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// Options of the proxy server.
     #[command(flatten)]
-    pub serve: ServeArgs,
+    pub(crate) serve: ServeArgs,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Validate an allowlist and show the decision for each TARGET (host or host:port).
     Check(CheckArgs),
     /// Explain each TARGET's decision: entry and line, port, resolved addresses and
@@ -63,32 +63,32 @@ pub enum Command {
 
 /// Where the management listener is.
 #[derive(Debug, Args)]
-pub struct AdminArgs {
+pub(crate) struct AdminArgs {
     /// The proxy's management address.
     #[arg(long, value_name = "ADDR", default_value = protocol::ADMIN_ADDRESS)]
-    pub admin: SocketAddr,
+    pub(crate) admin: SocketAddr,
     /// How long to wait for an answer.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// Options of `relay`.
 #[derive(Debug, Args)]
-pub struct RelayArgs {
+pub(crate) struct RelayArgs {
     /// Loopback address the agent's HTTP(S)_PROXY points at.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8888")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The proxy: unix:/PATH (or IP:PORT).
     #[arg(long, value_name = "ADDR")]
-    pub connect: ListenAddr,
+    pub(crate) connect: ListenAddr,
     /// The command to run, and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
-    pub command: Vec<std::ffi::OsString>,
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 /// The server's `--admin ADDR`, or `off` for no management listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AdminAddr(pub Option<SocketAddr>);
+pub(crate) struct AdminAddr(pub Option<SocketAddr>);
 
 impl std::str::FromStr for AdminAddr {
     type Err = String;
@@ -105,10 +105,10 @@ impl std::str::FromStr for AdminAddr {
 
 /// Options shared by everything that compiles an allowlist.
 #[derive(Debug, Args)]
-pub struct PolicyArgs {
+pub(crate) struct PolicyArgs {
     /// The allowlist file.
     #[arg(long, value_name = "FILE", required = true)]
-    pub allowlist: Option<PathBuf>,
+    pub(crate) allowlist: Option<PathBuf>,
     /// Ports allowed for entries written without a port.
     #[arg(
         long,
@@ -116,59 +116,59 @@ pub struct PolicyArgs {
         value_delimiter = ',',
         default_value = "80,443"
     )]
-    pub ports: Vec<u16>,
+    pub(crate) ports: Vec<u16>,
     /// Let wildcard entries reach private, loopback and link-local addresses too
     /// (exact entries always may).
     #[arg(long)]
-    pub allow_private: bool,
+    pub(crate) allow_private: bool,
 }
 
 /// Options of the proxy server.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Allowlist and address policy.
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub(crate) policy: PolicyArgs,
     /// Address to listen on: IP:PORT, [IPv6]:PORT or unix:/PATH (repeatable).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8888")]
-    pub listen: Vec<ListenAddr>,
+    pub(crate) listen: Vec<ListenAddr>,
     /// Answer NAME with ADDR instead of asking DNS, like curl's --resolve (repeatable).
     /// The address guard still applies.
     #[arg(long = "resolve", value_name = "NAME=ADDR[,ADDR...]")]
-    pub resolve: Vec<String>,
+    pub(crate) resolve: Vec<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// Management listener (/healthz, /readyz, /metrics, /denied), or `off`.
     #[arg(id = "serve_admin", long = "admin", value_name = "ADDR", default_value = protocol::ADMIN_ADDRESS)]
-    pub admin: AdminAddr,
+    pub(crate) admin: AdminAddr,
     /// Time allowed for a client to send a request head.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Largest request head accepted, in bytes (431 beyond; at least 8192).
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// Time allowed to resolve and connect to an upstream (504 beyond).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Close a tunnel after this long without traffic either way.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Maximum concurrent client connections (503 beyond).
     #[arg(long, value_name = "N", default_value_t = 4096)]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// How long shutdown waits for open connections before closing them.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// Worker threads; 1 (the default) runs everything on one thread, which costs the
     /// least CPU per request for a sidecar serving one sandbox.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
+    pub(crate) threads: u16,
     /// Require the TLS server name of tunnels to --sni-ports to be the CONNECT host.
     /// The ClientHello is read, never decrypted, within --header-read-timeout; a refused
     /// tunnel is closed before a single byte reaches the (already connected) upstream.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
-    pub sni_check: Switch,
+    pub(crate) sni_check: Switch,
     /// Tunnel ports that must carry TLS with a matching server name.
     #[arg(
         long,
@@ -176,27 +176,27 @@ pub struct ServeArgs {
         value_delimiter = ',',
         default_value = "443"
     )]
-    pub sni_ports: Vec<u16>,
+    pub(crate) sni_ports: Vec<u16>,
 }
 
 /// Options of `explain`.
 #[derive(Debug, Args)]
-pub struct ExplainArgs {
+pub(crate) struct ExplainArgs {
     /// Allowlist and address policy.
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub(crate) policy: PolicyArgs,
     /// Answer NAME with ADDR instead of asking DNS, as the server's --resolve does
     /// (repeatable).
     #[arg(long = "resolve", value_name = "NAME=ADDR[,ADDR...]")]
-    pub resolve: Vec<String>,
+    pub(crate) resolve: Vec<String>,
     /// Targets to explain: host or host:port (port 443 when omitted).
     #[arg(value_name = "TARGET", required = true)]
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
 }
 
 /// An on/off flag value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Switch {
+pub(crate) enum Switch {
     /// Enabled.
     On,
     /// Disabled.
@@ -205,13 +205,13 @@ pub enum Switch {
 
 /// Options of `check`.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Allowlist and address policy.
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub(crate) policy: PolicyArgs,
     /// Targets to decide: host or host:port (port 443 when omitted).
     #[arg(value_name = "TARGET", required = true)]
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
 }
 
 #[cfg(test)]

@@ -28,22 +28,16 @@ const FORWARDED: [(SignalKind, Signal); 7] = [
 
 /// Why the agent could not be started (docker's conventions for the exit code).
 #[derive(Debug, thiserror::Error)]
-pub enum InitError {
-    /// No command was given.
+pub(crate) enum InitError {
     #[error("no command to run")]
     NoCommand,
     /// The command does not exist (exit 127).
     #[error("{command}: command not found")]
-    NotFound {
-        /// The command.
-        command: String,
-    },
+    NotFound { command: String },
     /// The command cannot be executed (exit 126).
     #[error("{command}: cannot execute")]
     CannotExecute {
-        /// The command.
         command: String,
-        /// Why.
         #[source]
         source: io::Error,
     },
@@ -54,7 +48,7 @@ pub enum InitError {
 
 impl InitError {
     /// The exit code docker users expect for this failure.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             InitError::NotFound { .. } => 127,
             InitError::NoCommand | InitError::CannotExecute { .. } => 126,
@@ -65,7 +59,7 @@ impl InitError {
 
 /// Runs `command` to completion as described in the module docs; returns its exit code
 /// (128 + signal number when it was killed by a signal).
-pub async fn supervise(command: &[OsString]) -> Result<u8, InitError> {
+pub(crate) async fn supervise(command: &[OsString]) -> Result<u8, InitError> {
     let (program, args) = command.split_first().ok_or(InitError::NoCommand)?;
     // Handlers first, so no signal (or child exit) between spawn and here is lost.
     let mut children = signal(SignalKind::child()).map_err(InitError::Signals)?;

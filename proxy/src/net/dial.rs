@@ -12,15 +12,14 @@ use std::time::Duration;
 use sandbox_policy::{AddressClass, Denial, DenyReason, Host, Permit, Policy};
 use tokio::net::TcpStream;
 
-use crate::resolve::{ResolveError, Resolver};
+use crate::net::resolve::{ResolveError, Resolver};
 
 /// Why a permitted destination could not be connected to.
 #[derive(Debug, thiserror::Error)]
-pub enum DialError {
+pub(crate) enum DialError {
     /// Policy refused a resolved address.
     #[error("{0}")]
     Denied(Denial),
-    /// The name did not resolve.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     /// Every address refused or failed the connection.
@@ -28,7 +27,6 @@ pub enum DialError {
     Connect {
         /// The last address tried.
         address: SocketAddr,
-        /// The connect error.
         #[source]
         source: io::Error,
     },
@@ -37,25 +35,17 @@ pub enum DialError {
     InvalidTarget,
     /// The connect timeout elapsed.
     #[error("timed out connecting to {host}:{port}")]
-    Timeout {
-        /// The requested host.
-        host: Host,
-        /// The requested port.
-        port: u16,
-    },
+    Timeout { host: Host, port: u16 },
 }
 
 /// A connected upstream socket and what it was checked as.
 #[derive(Debug)]
-pub struct Dialed {
-    /// The connected socket.
-    pub stream: TcpStream,
+pub(crate) struct Dialed {
+    pub(crate) stream: TcpStream,
     /// The address it is connected to.
-    pub address: SocketAddr,
-    /// The class of that address.
-    pub class: AddressClass,
+    pub(crate) address: SocketAddr,
     /// How long resolving and connecting took.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 /// Resolves, guards and connects; shared by the CONNECT path and the HTTP client pool.
@@ -102,7 +92,7 @@ impl Dialer {
 
     /// Resolves `host` and checks every address against `policy` and the proxy's own
     /// addresses, without connecting.
-    pub async fn vet(
+    pub(crate) async fn vet(
         &self,
         policy: &Policy,
         permit: &Permit<'_>,
@@ -133,7 +123,7 @@ impl Dialer {
     }
 
     /// Resolves, vets and connects to the first address that accepts, within the timeout.
-    pub async fn dial(
+    pub(crate) async fn dial(
         &self,
         policy: &Policy,
         permit: &Permit<'_>,
@@ -144,7 +134,7 @@ impl Dialer {
         let attempt = async {
             let candidates = self.vet(policy, permit, host, port).await?;
             let mut last_error = None;
-            for (address, class) in candidates {
+            for (address, _class) in candidates {
                 match TcpStream::connect(address).await {
                     Ok(stream) => {
                         // Small writes (TLS records, request heads) must not wait for Nagle.
@@ -152,7 +142,6 @@ impl Dialer {
                         return Ok(Dialed {
                             stream,
                             address,
-                            class,
                             elapsed: started.elapsed(),
                         });
                     }

@@ -15,7 +15,7 @@ use tls_parser::{SNIType, TlsExtension};
 /// Most bytes read while waiting for a complete ClientHello: one full TLS record
 /// (16 KiB of payload plus its 5-byte header). Real hellos, even with post-quantum key
 /// shares, are a few KiB.
-pub const MAX_HELLO_BYTES: usize = 16 * 1024 + RECORD_HEADER;
+pub(crate) const MAX_HELLO_BYTES: usize = 16 * 1024 + RECORD_HEADER;
 
 /// TLS record header: content type, protocol version (2 bytes), length (2 bytes).
 const RECORD_HEADER: usize = 5;
@@ -35,7 +35,7 @@ const EXTENSION_SERVER_NAME: u16 = 0;
 pub struct ClientHello {
     /// The `host_name` of the `server_name` extension, as sent (not yet normalised);
     /// `None` when the hello has no `server_name` extension.
-    pub server_name: Option<Vec<u8>>,
+    pub(crate) server_name: Option<Vec<u8>>,
 }
 
 /// Why the first bytes of a tunnel are not an acceptable ClientHello.

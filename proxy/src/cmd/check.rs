@@ -4,15 +4,15 @@ use std::io::Write;
 
 use sandbox_policy::{Authority, Host, HostError, Policy};
 
-use crate::cli::{CheckArgs, PolicyArgs};
-use crate::config::PolicyConfig;
-use crate::exit::Exit;
+use crate::cmd::cli::{CheckArgs, PolicyArgs};
+use crate::cmd::config::PolicyConfig;
+use crate::cmd::exit::Exit;
 
 /// Port assumed for a target written without one.
 const DEFAULT_TARGET_PORT: u16 = 443;
 
 /// Runs `check`: one line per target on stdout; errors on stderr.
-pub fn run(args: &CheckArgs) -> Exit {
+pub(crate) fn run(args: &CheckArgs) -> Exit {
     let policy = match load_policy(&args.policy) {
         Ok(policy) => policy,
         Err(exit) => return exit,
@@ -48,7 +48,7 @@ pub(crate) fn load_policy(args: &PolicyArgs) -> Result<Policy, Exit> {
         );
         Exit::InvalidAllowlist
     })?;
-    crate::lint::print_findings(&mut stderr, &config.allowlist, policy.allowlist());
+    crate::ops::lint::print_findings(&mut stderr, &config.allowlist, policy.allowlist());
     Ok(policy)
 }
 

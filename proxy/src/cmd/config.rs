@@ -6,14 +6,14 @@ use std::path::PathBuf;
 
 use sandbox_policy::{DomainName, Host, PolicyOptions, protocol::ListenAddr};
 
-use crate::cli::{PolicyArgs, ServeArgs, Switch};
-use crate::logging::LogFormat;
+use crate::cmd::cli::{PolicyArgs, ServeArgs, Switch};
+use crate::cmd::logging::LogFormat;
 use crate::server::Limits;
-use crate::sni::SniCheck;
+use crate::server::sni::SniCheck;
 
 /// A command line that parses but does not make sense.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// `--allowlist` is missing.
     #[error("--allowlist FILE is required")]
     MissingAllowlist,
@@ -30,11 +30,9 @@ pub enum ConfigError {
 
 /// Where the allowlist is and how to compile it.
 #[derive(Clone, Debug)]
-pub struct PolicyConfig {
-    /// The allowlist file.
-    pub allowlist: PathBuf,
-    /// How to compile it.
-    pub options: PolicyOptions,
+pub(crate) struct PolicyConfig {
+    pub(crate) allowlist: PathBuf,
+    pub(crate) options: PolicyOptions,
 }
 
 impl TryFrom<&PolicyArgs> for PolicyConfig {
@@ -63,21 +61,17 @@ impl TryFrom<&PolicyArgs> for PolicyConfig {
 
 /// Everything the proxy server needs to start.
 #[derive(Clone, Debug)]
-pub struct ServeConfig {
-    /// The policy source.
-    pub policy: PolicyConfig,
-    /// Listening addresses.
-    pub listen: Vec<ListenAddr>,
+pub(crate) struct ServeConfig {
+    pub(crate) policy: PolicyConfig,
+    pub(crate) listen: Vec<ListenAddr>,
     /// Names answered without DNS.
-    pub pins: HashMap<DomainName, Vec<IpAddr>>,
-    /// Log format.
-    pub log_format: LogFormat,
+    pub(crate) pins: HashMap<DomainName, Vec<IpAddr>>,
+    pub(crate) log_format: LogFormat,
     /// The management listener's address, if any.
-    pub admin: Option<std::net::SocketAddr>,
+    pub(crate) admin: Option<std::net::SocketAddr>,
     /// Runtime worker threads (1: a single-threaded runtime).
-    pub threads: u16,
-    /// Limits and timeouts.
-    pub limits: Limits,
+    pub(crate) threads: u16,
+    pub(crate) limits: Limits,
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -147,7 +141,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::cli::Cli;
+    use crate::cmd::cli::Cli;
 
     fn serve(args: &[&str]) -> Result<ServeConfig, String> {
         let cli = Cli::try_parse_from(args).map_err(|err| err.to_string())?;

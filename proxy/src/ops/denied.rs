@@ -17,11 +17,11 @@ struct Tally {
 
 /// Counts denials per destination.
 #[derive(Default)]
-pub struct DeniedLog(Mutex<Tally>);
+pub(crate) struct DeniedLog(Mutex<Tally>);
 
 impl DeniedLog {
     /// Records one denied request.
-    pub fn record(&self, host: &str, port: u16, reason: &'static str) {
+    pub(crate) fn record(&self, host: &str, port: u16, reason: &'static str) {
         let Ok(mut tally) = self.0.lock() else { return };
         let now = SystemTime::now();
         let full = tally.destinations.len() >= MAX_DESTINATIONS;
@@ -37,7 +37,7 @@ impl DeniedLog {
     }
 
     /// Every denied destination, most denied first, and the count of those not listed.
-    pub fn report(&self) -> DeniedReport {
+    pub(crate) fn report(&self) -> DeniedReport {
         let Ok(tally) = self.0.lock() else {
             return DeniedReport::default();
         };

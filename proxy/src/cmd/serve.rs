@@ -10,29 +10,27 @@ use sandbox_policy::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, AdminState};
-use crate::config::ServeConfig;
-use crate::dial::{Dialer, OwnAddresses};
-use crate::exit::Exit;
-use crate::listen::Listener;
-use crate::reload::{ReloadStatus, Reloader};
-use crate::resolve::{ResolveError, Resolver};
+use crate::cmd::config::ServeConfig;
+use crate::cmd::exit::Exit;
+use crate::live::PolicyStore;
+use crate::live::reload::{ReloadStatus, Reloader};
+use crate::net::dial::{Dialer, OwnAddresses};
+use crate::net::listen::Listener;
+use crate::net::resolve::{ResolveError, Resolver};
+use crate::ops::admin::{self, AdminState};
+use crate::ops::telemetry::Telemetry;
 use crate::server::Server;
-use crate::store::PolicyStore;
-use crate::telemetry::Telemetry;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     /// The allowlist could not be loaded; the proxy never starts without a valid one.
     #[error(transparent)]
     Allowlist(#[from] LoadError),
     /// A listening address could not be bound.
     #[error("cannot listen on {address}")]
     Listen {
-        /// The address.
         address: ListenAddr,
-        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -45,9 +43,7 @@ pub enum ServeError {
     /// The management address could not be bound.
     #[error("cannot listen on the management address {address}")]
     Admin {
-        /// The address.
         address: std::net::SocketAddr,
-        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -55,7 +51,7 @@ pub enum ServeError {
 
 impl ServeError {
     /// The exit code for this failure.
-    pub fn exit(&self) -> Exit {
+    pub(crate) fn exit(&self) -> Exit {
         match self {
             ServeError::Allowlist(_) => Exit::InvalidAllowlist,
             ServeError::Listen { .. } | ServeError::Admin { .. } => Exit::Listen,
@@ -67,7 +63,7 @@ impl ServeError {
 
 /// Loads the policy, binds every listener, announces readiness on stdout, and serves
 /// until SIGTERM or SIGINT, reloading the policy on SIGHUP and file changes.
-pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let policy = Policy::load(&config.policy.allowlist, &config.policy.options, 1)?;
     tracing::info!(
         allowlist = %config.policy.allowlist.display(),
@@ -76,7 +72,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         policy_sha256 = policy.sha256(),
         "policy loaded"
     );
-    crate::lint::log_findings(&config.policy.allowlist, policy.allowlist());
+    crate::ops::lint::log_findings(&config.policy.allowlist, policy.allowlist());
     let telemetry = Arc::new(Telemetry::default());
     telemetry.policy(policy.generation(), policy.allowlist().len());
     let resolver = Resolver::system(config.pins)?;

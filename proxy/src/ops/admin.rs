@@ -19,24 +19,24 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::reload::ReloadStatus;
-use crate::store::PolicyStore;
-use crate::telemetry::Telemetry;
+use crate::live::PolicyStore;
+use crate::live::reload::ReloadStatus;
+use crate::ops::telemetry::Telemetry;
 
 /// What the management endpoints report on.
-pub struct AdminState {
-    /// The policy in force.
-    pub policy: PolicyStore,
-    /// Metrics and denials.
-    pub telemetry: Arc<Telemetry>,
-    /// The latest reload attempt.
-    pub reloads: Arc<ReloadStatus>,
-    /// The allowlist file.
-    pub source: PathBuf,
+pub(crate) struct AdminState {
+    pub(crate) policy: PolicyStore,
+    pub(crate) telemetry: Arc<Telemetry>,
+    pub(crate) reloads: Arc<ReloadStatus>,
+    pub(crate) source: PathBuf,
 }
 
 /// Serves the management endpoints on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    shutdown: CancellationToken,
+) {
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => return,

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 /// Completes with the first new policy that no longer allows `host:port` at `address`;
 /// never completes while every new policy still allows it.
-pub async fn revoked(
+pub(crate) async fn revoked(
     mut changes: watch::Receiver<Arc<Policy>>,
     host: &Host,
     port: u16,
@@ -30,7 +30,13 @@ pub async fn revoked(
 }
 
 /// Logs that a connection is being closed because `policy` revoked its access.
-pub fn log_revocation(policy: &Policy, host: &Host, port: u16, address: SocketAddr, kind: &str) {
+pub(crate) fn log_revocation(
+    policy: &Policy,
+    host: &Host,
+    port: u16,
+    address: SocketAddr,
+    kind: &str,
+) {
     tracing::warn!(
         host = %host,
         port,

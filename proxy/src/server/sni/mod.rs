@@ -36,7 +36,7 @@ use bytes::{Bytes, BytesMut};
 use hello::{HelloError, MAX_HELLO_BYTES};
 use sandbox_policy::Host;
 
-use crate::tunnel::{self, Socket};
+use crate::net::tunnel::{self, Socket};
 
 /// A fatal TLS alert record, `access_denied` (RFC 8446 §6): what a client sees when the
 /// check refuses its tunnel.
@@ -68,7 +68,7 @@ impl Default for SniCheck {
 
 /// Why a tunnel was refused by the name check.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SniRefusal {
+pub(crate) enum SniRefusal {
     /// The first bytes are not TLS, not a well-formed ClientHello, or too large.
     #[error(transparent)]
     Hello(#[from] HelloError),
@@ -91,7 +91,7 @@ pub enum SniRefusal {
 
 impl SniRefusal {
     /// The reason code in the decision log line.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             SniRefusal::Hello(HelloError::NotTls) => "sni-not-tls",
             SniRefusal::Hello(HelloError::Malformed) => "sni-malformed",
@@ -116,7 +116,7 @@ impl SniRefusal {
 
 impl SniCheck {
     /// Whether tunnels to `port` are checked.
-    pub fn applies_to(&self, port: u16) -> bool {
+    pub(crate) fn applies_to(&self, port: u16) -> bool {
         self.enabled && self.ports.contains(&port)
     }
 
@@ -124,7 +124,7 @@ impl SniCheck {
     /// already sent behind its CONNECT head. Returns the bytes to write upstream before
     /// relaying (all bytes read, unchanged), or the refusal, after telling the client and
     /// logging it. Tunnels the check does not apply to pass straight through.
-    pub async fn screen<S: Socket>(
+    pub(crate) async fn screen<S: Socket>(
         &self,
         host: &Host,
         port: u16,

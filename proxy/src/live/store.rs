@@ -39,7 +39,7 @@ impl PolicyStore {
     }
 
     /// A receiver that sees every later replacement.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<Policy>> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<Policy>> {
         self.changes.subscribe()
     }
 }

@@ -4,17 +4,17 @@
 //! this relay carries each connection over the shared socket to the proxy. It makes no
 //! decisions: the proxy on the other side does.
 
+use std::ffi::OsString;
 use std::io;
 use std::net::SocketAddr;
 
 use sandbox_policy::protocol::ListenAddr;
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
-use crate::cli::RelayArgs;
-use crate::init::{self, InitError};
+use super::init::{self, InitError};
 
 /// Accepts on `listener` forever, forwarding every connection to `target`.
-pub async fn forward(listener: TcpListener, target: ListenAddr) {
+pub(crate) async fn forward(listener: TcpListener, target: ListenAddr) {
     loop {
         let client = match listener.accept().await {
             Ok((client, _)) => client,
@@ -50,13 +50,11 @@ async fn carry(mut client: TcpStream, target: &ListenAddr) -> io::Result<()> {
 
 /// Why `relay` could not run its command.
 #[derive(Debug, thiserror::Error)]
-pub enum RelayError {
+pub(crate) enum RelayError {
     /// The relay port could not be bound.
     #[error("cannot listen on {address}")]
     Listen {
-        /// The address.
         address: SocketAddr,
-        /// Why.
         #[source]
         source: io::Error,
     },
@@ -67,7 +65,7 @@ pub enum RelayError {
 
 impl RelayError {
     /// The exit code: docker's conventions (125 setup, 126 cannot execute, 127 not found).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             RelayError::Listen { .. } => 125,
             RelayError::Init(err) => err.exit_code(),
@@ -75,17 +73,21 @@ impl RelayError {
     }
 }
 
-/// `relay`: binds the port, then runs the command as init while relaying; returns the
-/// command's exit code.
-pub async fn run(args: RelayArgs) -> Result<u8, RelayError> {
-    let listener = TcpListener::bind(args.listen)
+/// `relay`: binds `listen`, then runs `command` as init while relaying to `connect`;
+/// returns the command's exit code.
+pub(crate) async fn run(
+    listen: SocketAddr,
+    connect: ListenAddr,
+    command: &[OsString],
+) -> Result<u8, RelayError> {
+    let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| RelayError::Listen {
-            address: args.listen,
+            address: listen,
             source,
         })?;
-    let relaying = tokio::spawn(forward(listener, args.connect));
-    let code = init::supervise(&args.command).await;
+    let relaying = tokio::spawn(forward(listener, connect));
+    let code = init::supervise(command).await;
     relaying.abort();
     Ok(code?)
 }
