@@ -177,6 +177,17 @@ pub(crate) struct ServeArgs {
         default_value = "443"
     )]
     pub(crate) sni_ports: Vec<u16>,
+    /// Tunnel ports served as HTTP: each request inside a CONNECT tunnel to these ports
+    /// is checked and forwarded like a proxy request, to the CONNECT host only (another
+    /// Host is refused with 403 host-mismatch). Allowed ports in neither --http-ports
+    /// nor --sni-ports are raw byte tunnels.
+    #[arg(
+        long,
+        value_name = "PORTS",
+        value_delimiter = ',',
+        default_value = "80"
+    )]
+    pub(crate) http_ports: Vec<u16>,
 }
 
 /// Options of `explain`.

@@ -73,6 +73,13 @@ pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         "policy loaded"
     );
     crate::ops::lint::log_findings(&config.policy.allowlist, policy.allowlist());
+    for port in config.raw_default_ports() {
+        tracing::warn!(
+            port,
+            "--ports allows this port for every entry, but it is in neither --http-ports nor \
+             --sni-ports: tunnels to it are raw, unchecked byte streams"
+        );
+    }
     let telemetry = Arc::new(Telemetry::default());
     telemetry.policy(policy.generation(), policy.allowlist().len());
     let resolver = Resolver::system(config.pins)?;

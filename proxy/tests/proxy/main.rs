@@ -10,6 +10,7 @@ mod cli;
 mod connect;
 mod explain;
 mod forward;
+mod http_tunnel;
 mod limits;
 mod live;
 mod relay;
