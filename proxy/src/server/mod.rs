@@ -1,13 +1,13 @@
 //! The proxy server: accept loops, connection limits, per-connection HTTP/1.1 service,
 //! graceful shutdown.
 
-mod client_end;
+pub(crate) mod client_end;
 mod connect;
 mod counted;
 mod exchange;
 mod forward;
 pub mod framing;
-mod origin;
+pub(crate) mod origin;
 pub(crate) mod record;
 pub(crate) mod request;
 pub(crate) mod respond;
@@ -84,7 +84,7 @@ impl Default for Limits {
 }
 
 /// State shared by every connection of one server.
-struct Shared {
+pub(crate) struct Shared {
     policy: PolicyStore,
     telemetry: Arc<Telemetry>,
     dialer: Dialer,

@@ -154,7 +154,7 @@ pub(crate) enum Served {
 /// Serves the HTTP requests `client` sends into a tunnel to `origin`, forwarding each
 /// through a connection from `connector`, with `rewrite` shown every head; `who` is the
 /// client in the decision lines. Returns when the client is done or the tunnel closed.
-pub(super) async fn serve<S, C, R>(
+pub(crate) async fn serve<S, C, R>(
     stream: S,
     origin: Origin,
     connector: C,
@@ -442,7 +442,7 @@ pub(crate) struct DialConnector {
 
 impl DialConnector {
     /// A connector to `target` that hands out `dialed` first.
-    pub(super) fn new(shared: Arc<Shared>, target: Target, dialed: Dialed) -> DialConnector {
+    pub(crate) fn new(shared: Arc<Shared>, target: Target, dialed: Dialed) -> DialConnector {
         DialConnector {
             shared,
             target,
