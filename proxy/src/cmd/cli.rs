@@ -167,6 +167,8 @@ pub(crate) struct ServeArgs {
     /// Require the TLS server name of tunnels to --sni-ports to be the CONNECT host.
     /// The ClientHello is read, never decrypted, within --header-read-timeout; a refused
     /// tunnel is closed before a single byte reaches the (already connected) upstream.
+    /// A hello offering Encrypted Client Hello (GREASE included) is refused: its real
+    /// server name is hidden.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
     pub(crate) sni_check: Switch,
     /// Tunnel ports that must carry TLS with a matching server name.
