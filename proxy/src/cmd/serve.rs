@@ -101,11 +101,19 @@ pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let reloads = Arc::new(ReloadStatus::default());
     let background = CancellationToken::new();
     let _stop_background = background.clone().drop_guard();
+    let mut own = OwnAddresses::new(
+        listeners
+            .iter()
+            .filter_map(Listener::local_tcp_addr)
+            .collect(),
+    );
     if let Some(address) = config.admin {
         let admin = TcpListener::bind(address)
             .await
             .map_err(|source| ServeError::Admin { address, source })?;
         let bound = admin.local_addr().unwrap_or(address);
+        // The management endpoints are as much the proxy's own as its listeners.
+        own.add(bound);
         tracing::info!(address = %bound, "management listening");
         let state = Arc::new(AdminState {
             policy: store.clone(),
@@ -123,12 +131,6 @@ pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         reloads,
     );
     reloader.spawn(background.clone());
-    let own = OwnAddresses::new(
-        listeners
-            .iter()
-            .filter_map(Listener::local_tcp_addr)
-            .collect(),
-    );
     let dialer = Dialer::new(resolver, config.limits.connect_timeout, own);
     let server = Server::new(store, dialer, config.limits, telemetry);
     // Handlers are installed before readiness is announced, so a supervisor may stop
