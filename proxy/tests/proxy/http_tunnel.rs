@@ -163,6 +163,10 @@ async fn bytes_that_are_not_http_and_ambiguous_framing_close_the_tunnel() {
             "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\n\
              Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
         ),
+        format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n\
+             0x5\r\nhello\r\n0\r\n\r\n"
+        ),
         format!("CONNECT evil.example:80 HTTP/1.1\r\nHost: {host}\r\n\r\n"),
         format!("GET / HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\n\r\n"),
     ];
