@@ -9,25 +9,26 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use indicatif::HumanBytes;
+
 use super::checkout::Checkout;
 use crate::engine::{Engine, EngineError, LayerProgress};
 use crate::options::image_ref::{ImageRef, VERSION};
 use crate::report::{chain, notice};
 use crate::terminal::progress::Progress;
-use indicatif::HumanBytes;
 
 /// The image label holding the version of the `sandbox-proxy` inside.
 pub(crate) const VERSION_LABEL: &str = "org.opencontainers.image.version";
 
 /// Where the sidecar image of a run came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Origin {
     /// It was there, of this version.
     Present,
     /// It has been pulled.
     Pulled,
-    /// It has been built from the checkout at this path.
-    Built(PathBuf),
+    /// It has been built from a source checkout.
+    Built,
 }
 
 /// Why the sidecar image is not available.
@@ -168,7 +169,7 @@ pub(crate) async fn describe(
 }
 
 /// The version an image's labels declare.
-pub(crate) fn version(labels: &HashMap<String, String>) -> Option<&str> {
+fn version(labels: &HashMap<String, String>) -> Option<&str> {
     labels.get(VERSION_LABEL).map(String::as_str)
 }
 
@@ -192,7 +193,7 @@ async fn build(
                 "built the sidecar image {name} from {}",
                 checkout.root().display()
             ));
-            Ok(Origin::Built(checkout.root().to_owned()))
+            Ok(Origin::Built)
         }
         Err(error) => Err(SidecarImageError::Unavailable(Unavailable {
             image: image.clone(),
@@ -210,15 +211,16 @@ async fn pull(engine: &Engine, image: &ImageRef) -> Result<(), EngineError> {
     let reference = image.digest.as_deref().unwrap_or(&image.tag);
     engine
         .pull_image(&image.repository, reference, |layer: LayerProgress| {
+            // (downloaded, size) per layer; extraction reports other (uncompressed) sizes.
             let entry = layers.entry(layer.layer).or_default();
-            if let Some(total) = layer.total {
-                entry.1 = total;
+            match layer.status.as_str() {
+                "Downloading" => {
+                    entry.1 = layer.total.unwrap_or(entry.1);
+                    entry.0 = layer.current.unwrap_or(entry.0);
+                }
+                "Download complete" | "Extracting" | "Pull complete" => entry.0 = entry.1,
+                _ => {}
             }
-            entry.0 = match layer.status.as_str() {
-                "Downloading" => layer.current.unwrap_or(entry.0),
-                "Download complete" | "Extracting" | "Pull complete" | "Already exists" => entry.1,
-                _ => entry.0,
-            };
             let (done, total) = layers
                 .values()
                 .fold((0, 0), |(done, total), (d, t)| (done + d, total + t));
