@@ -151,9 +151,10 @@ pub(crate) enum Served {
     Error,
 }
 
-/// Serves the HTTP requests `client` sends into a tunnel to `origin`, forwarding each
-/// through a connection from `connector`, with `rewrite` shown every head; `who` is the
-/// client in the decision lines. Returns when the client is done or the tunnel closed.
+/// Serves the HTTP requests a client sends on `stream` into a tunnel to `origin`,
+/// forwarding each through a connection from `connector`, with `rewrite` shown every
+/// head; `who` is the client in the decision lines. Returns when the client is done or
+/// the tunnel was closed.
 pub(crate) async fn serve<S, C, R>(
     stream: S,
     origin: Origin,
@@ -231,6 +232,7 @@ struct Link {
 }
 
 impl<C: Connector, R: Rewrite> Session<C, R> {
+    /// Answers one request from inside the tunnel (module documentation).
     async fn handle(
         self: Arc<Self>,
         mut request: Request<Incoming>,
