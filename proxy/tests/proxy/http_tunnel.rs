@@ -363,4 +363,17 @@ async fn the_binary_logs_one_decision_line_per_request_inside_the_tunnel() {
     );
     assert!(decisions.iter().all(|event| event["host"] == "web.test"));
     assert_eq!(decisions[2]["detail"], "requested evil.example");
+
+    // A tunnel carrying something else than HTTP is logged as refused.
+    let (mut stream, head) = connect(address, &target).await;
+    assert_eq!(status(&head), 200, "{head}");
+    stream
+        .write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closes_within(&mut stream, Duration::from_secs(5)).await);
+    let decisions = proxy.decisions_once(|all| all.len() >= 5);
+    assert_eq!(decisions[4]["method"], "CONNECT", "{decisions:?}");
+    assert_eq!(decisions[4]["decision"], "deny");
+    assert_eq!(decisions[4]["reason"], "not-http");
 }
