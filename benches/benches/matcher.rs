@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_main};
 use regex::{Regex, RegexBuilder, RegexSetBuilder};
-use sandbox_proxy::{Allowlist, Decision, Host};
+use sandbox_policy::{Allowlist, Decision, Host};
 
 /// Entry counts to measure.
 const SIZES: [usize; 4] = [1, 1_000, 10_000, 100_000];

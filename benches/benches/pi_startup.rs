@@ -1,4 +1,4 @@
-//! pi's start-up, in the sandbox and without it (issue 5 §5): the time from starting
+//! pi's start-up, in the sandbox and without it: the time from starting
 //! `agent-sandbox run pi --proxy -- -p PROMPT` to the first byte pi prints, with warm
 //! images, and the same for the same Node.js and pi run directly on the host.
 //!

@@ -4,8 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sandbox_proxy::allowlist::{Decision, Pattern};
-use sandbox_proxy::{Allowlist, Host};
+use sandbox_policy::{Allowlist, Decision, Host, Pattern};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

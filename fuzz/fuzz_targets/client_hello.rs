@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sandbox_proxy::sni::hello::peek;
+use sandbox_proxy::server::sni::hello::peek;
 
 /// Offsets where TLS records start, following the length fields.
 fn record_starts(data: &[u8]) -> impl Iterator<Item = usize> + '_ {

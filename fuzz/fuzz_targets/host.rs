@@ -7,7 +7,7 @@
 use std::fmt::{Debug, Display};
 
 use libfuzzer_sys::fuzz_target;
-use sandbox_proxy::{Authority, Host, HostError};
+use sandbox_policy::{Authority, Host, HostError};
 
 /// Parses `text` with `parse` and checks the properties above.
 fn check<T: Display + Debug + PartialEq>(text: &str, parse: fn(&str) -> Result<T, HostError>) {

@@ -20,13 +20,13 @@ impl ExitStatus {
     pub const NOT_FOUND: Self = Self(127);
 
     /// The status a process killed by `signal` reports by shell convention (128 + n).
-    pub fn from_signal(signal: i32) -> Self {
+    pub(crate) fn from_signal(signal: i32) -> Self {
         Self(u8::try_from(128 + signal.clamp(0, 127)).unwrap_or(u8::MAX))
     }
 
     /// The status for a container's exit code, which the engine reports as a 64-bit value;
     /// values outside 0..=255 are reduced the way a POSIX shell would (modulo 256).
-    pub fn from_container_code(code: i64) -> Self {
+    pub(crate) fn from_container_code(code: i64) -> Self {
         Self(u8::try_from(code.rem_euclid(256)).unwrap_or(u8::MAX))
     }
 }

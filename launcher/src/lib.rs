@@ -1,24 +1,22 @@
 //! `agent-sandbox`: runs coding agents (first `pi`) in hardened Docker containers whose
-//! network egress goes through the `sandbox-proxy` allowlist sidecar. The binary is thin:
-//! [`cli::parse`], then [`launch::main`], then the [`exit::ExitStatus`].
+//! network egress goes through the `sandbox-proxy` allowlist sidecar.
+//!
+//! The modules, in the order a run meets them: `options` (flags and
+//! settings merged), `cmd` (the commands), `sandbox` (the validated sandbox, images,
+//! session labels, the containers and their teardown), `engine` (the only module that
+//! speaks to Docker), `terminal` (raw mode, the standard streams, the browser
+//! hand-off), then the exit status.
 
-pub mod browser;
-pub mod cli;
-pub mod config;
-pub mod context;
-pub mod denied;
-pub mod docker;
-pub mod doctor;
-pub mod exit;
-pub mod images;
-pub mod labels;
-pub mod launch;
-pub mod limits;
-pub mod liveness;
-pub mod profile;
-pub mod report;
-pub mod sandbox;
-pub mod settings;
-pub mod stdio;
-pub mod teardown;
-pub mod terminal;
+mod cmd;
+mod engine;
+mod exit;
+mod options;
+mod report;
+mod sandbox;
+mod terminal;
+
+pub use cmd::run;
+pub use engine::{Engine, EngineError, OperationError};
+pub use exit::ExitStatus;
+pub use report::chain;
+pub use sandbox::images;

@@ -1,10 +1,8 @@
-//! The `agent-sandbox` executable (also installed as `pi`): parse, run, exit with the
-//! agent's status or the launcher's named failure status.
+//! The `agent-sandbox` executable (also installed as `pi`): logging set up from
+//! `AGENT_SANDBOX_LOG`, then [`agent_sandbox::run`], whose status is the exit code.
 
 use std::process::ExitCode;
 
-use agent_sandbox::exit::ExitStatus;
-use agent_sandbox::report::{chain, notice};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -14,33 +12,5 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = match agent_sandbox::cli::parse(std::env::args_os()) {
-        Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return match error.use_stderr() {
-                true => ExitStatus::LAUNCHER_FAILED.into(),
-                false => ExitStatus::SUCCESS.into(),
-            };
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            notice(&format!("cannot start the async runtime: {error}"));
-            return ExitStatus::LAUNCHER_FAILED.into();
-        }
-    };
-    let status = match runtime.block_on(agent_sandbox::launch::main(cli)) {
-        Ok(status) => status,
-        Err(error) => {
-            notice(&chain(&error));
-            error.exit_status()
-        }
-    };
-    status.into()
+    agent_sandbox::run(std::env::args_os()).into()
 }

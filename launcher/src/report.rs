@@ -2,12 +2,20 @@
 //! error chains. Standard output belongs to the agent.
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether the terminal is in raw mode, where it does not turn "\n" into "\r\n" itself.
+static RAW_TERMINAL: AtomicBool = AtomicBool::new(false);
+
+/// Tells [`notice`] whether the terminal is in raw mode now.
+pub(crate) fn set_raw_terminal(raw: bool) {
+    RAW_TERMINAL.store(raw, Ordering::SeqCst);
+}
 
 /// Writes `message` as a line on standard error, prefixed with the launcher's name.
 /// A closed standard error is ignored: there is nowhere else to report to.
-pub fn notice(message: &str) {
-    // In raw mode the terminal does not turn "\n" into "\r\n" itself.
-    let end = if crate::terminal::is_raw() {
+pub(crate) fn notice(message: &str) {
+    let end = if RAW_TERMINAL.load(Ordering::SeqCst) {
         "\r\n"
     } else {
         "\n"
@@ -17,7 +25,7 @@ pub fn notice(message: &str) {
 }
 
 /// An error and its causes, joined with `: ` (shared with the proxy's reports).
-pub use sandbox_proxy::report::chain;
+pub use sandbox_policy::report::chain;
 
 #[cfg(test)]
 mod tests {

@@ -1,45 +1,27 @@
 //! `sandbox-proxy`: a default-deny allowlist forward proxy for sandboxed coding agents.
+//! The policy itself (host names, the allowlist, the address guard) is the
+//! `sandbox-policy` crate.
 //!
-//! The pieces, in the order a request meets them: [`listen`] accepts it, [`server`]
-//! validates and routes it, [`policy`] decides on the host and port using the compiled
-//! [`allowlist`], [`dial`] resolves the name ([`resolve`]), classifies every address
-//! ([`guard`]) and connects, [`sni`] checks the TLS server name on tunnels to TLS ports,
-//! and [`tunnel`] relays the bytes.
+//! - [`server`]: the HTTP/1.1 proxy. A request is validated, decided by the policy in
+//!   force, dialed through [`net`], and answered or tunnelled; tunnels to TLS ports
+//!   pass the TLS name check first.
+//! - [`net`]: listening sockets, name resolution, dialing a checked address, and the
+//!   tunnel's byte relay.
+//! - [`live`]: the policy in force, its reload (SIGHUP, file changes) and the revocation
+//!   of open connections the new policy no longer allows.
+//! - [`ops`]: the management listener and its client, metrics, the record of denied
+//!   destinations, lint findings.
+//! - [`cmd`]: the command line and the subcommands (serve, check, explain, healthcheck,
+//!   denied, relay).
+//! - [`agent`]: the relay and init that run as PID 1 in the agent container (same
+//!   binary, no policy).
 
-pub mod admin;
-pub mod admin_client;
-pub mod allowlist;
-pub mod check;
-pub mod cli;
-pub mod config;
-pub mod denied;
-pub mod dial;
-pub mod exit;
-pub mod explain;
-pub mod guard;
-pub mod host;
-pub mod init;
-pub mod lint;
-pub mod listen;
-pub mod logging;
-pub mod policy;
-pub mod relay;
-pub mod reload;
-pub mod report;
-pub mod resolve;
-pub mod revoke;
-pub mod serve;
+pub mod agent;
+pub mod cmd;
+pub mod live;
+pub mod net;
+pub mod ops;
 pub mod server;
-pub mod sni;
-pub mod store;
-pub mod telemetry;
-pub mod tunnel;
 
-pub use allowlist::{
-    Allowlist, AllowlistBuilder, Decision, Entry, ListDenial, LoadError, Lookup, ParseError,
-    ParseErrorKind, ParseErrors, Pattern,
-};
-pub use host::{Authority, DomainName, Host, HostError};
-pub use policy::{Policy, PolicyOptions};
+pub use live::PolicyStore;
 pub use server::{Limits, Server};
-pub use store::PolicyStore;

@@ -1,13 +1,15 @@
 //! Whether a Docker engine answers, and the loud skip when none does.
 //!
-//! Docker tests start with [`require_docker!`](crate::require_docker). Where no engine
-//! answers (a laptop without Docker) they print a SKIP banner straight to the terminal
-//! and return; under CI (the `CI` variable set and not empty) a missing engine fails the
-//! test instead, so a broken CI machine never passes by skipping.
+//! Docker tests start with `let Some(scope) = docker_scope() else { return };`. Where no
+//! engine answers (a laptop without Docker) they print a SKIP banner straight to the
+//! terminal and return; under CI (the `CI` variable set and not empty) a missing engine
+//! fails the test instead, so a broken CI machine never passes by skipping.
 
 use std::io::Write;
 use std::process::Command;
 use std::sync::OnceLock;
+
+use crate::scope::Scope;
 
 /// Whether the Docker engine answers. When it does not: panics under CI, otherwise
 /// prints a SKIP banner naming the calling test and returns `false`.
@@ -50,13 +52,8 @@ pub(crate) fn skip(what: &str) -> bool {
     false
 }
 
-/// Returns from the calling test (after a loud SKIP) when no Docker engine answers;
-/// fails it instead under CI. See [`docker_available`].
-#[macro_export]
-macro_rules! require_docker {
-    () => {
-        if !$crate::docker_available() {
-            return;
-        }
-    };
+/// A [`Scope`] for a Docker test, or `None` (after a loud SKIP; a failure under CI) when
+/// no Docker engine answers. See [`docker_available`].
+pub fn docker_scope() -> Option<Scope> {
+    docker_available().then(Scope::new)
 }

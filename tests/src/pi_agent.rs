@@ -47,7 +47,7 @@ fn tarball_path() -> PathBuf {
 }
 
 /// pi's entry point in a copy of its `node_modules` unpacked in the test cache (once),
-/// for running pi directly on the host with [`node_binary`](crate::node_binary).
+/// for running pi directly on the host with [`node_binary`](crate::node::node_binary).
 pub fn host_pi_cli() -> &'static Path {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
     CLI.get_or_init(|| {

@@ -141,12 +141,8 @@ impl PiDirs {
     /// Creates them, with `~/.agents/` (where the allowlist goes) and `models.json`
     /// declaring the provider `mock` at `base_url`.
     fn new(scope: &Scope, base_url: String) -> Self {
-        let root = std::env::temp_dir().join(scope.id());
-        let (home, work) = (root.join("home"), root.join("work"));
-        for dir in [&work, &home.join(".agents")] {
-            std::fs::create_dir_all(dir)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        }
+        let (home, work) = (scope.subdir("home"), scope.subdir("work"));
+        scope.subdir("home/.agents");
         let provider = Provider {
             name: "mock".to_owned(),
             base_url,

@@ -6,12 +6,15 @@
 //! test (or the code under test) created with the scope's labels is removed too.
 //! Objects left by a test process that was killed outright (its `Drop` never ran) are
 //! removed by the next test process that opens a scope.
+//!
+//! A scope also owns a temporary directory on the host (through `tempfile`, removed on
+//! drop) for the files and directories a test hands to containers or to the launcher.
 
 use std::fs::Permissions;
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -31,6 +34,7 @@ const TEST_PID_LABEL: &str = "agent-sandbox.test.pid";
 #[derive(Debug)]
 pub struct Scope {
     id: String,
+    dir: tempfile::TempDir,
 }
 
 impl Scope {
@@ -50,9 +54,15 @@ impl Scope {
             .take(32)
             .collect::<String>();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Self {
-            id: format!("ast-{test}-{}-{n}", std::process::id()),
-        }
+        let id = format!("ast-{test}-{}-{n}", std::process::id());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{id}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        // Readable by every UID, so containers running as any user can read bind mounts.
+        std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", dir.path().display()));
+        Self { id, dir }
     }
 
     /// The scope's unique id: the value of its `agent-sandbox.test.id` label, and the
@@ -120,16 +130,24 @@ impl Scope {
         docker(&all)
     }
 
-    /// Writes a file into the scope's host directory (created on first use, readable
-    /// by every UID so containers running as any user can read bind mounts of it, and
-    /// removed with the scope) and returns its path.
+    /// The scope's directory on the host: readable by every UID, removed with the scope.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Creates the directory `name` (and its parents) in the scope's directory and
+    /// returns its path.
+    pub fn subdir(&self, name: &str) -> PathBuf {
+        let path = self.dir().join(name);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        path
+    }
+
+    /// Writes a file, readable by every UID, into the scope's directory and returns its
+    /// path.
     pub fn file(&self, name: &str, contents: &str) -> PathBuf {
-        let dir = self.host_dir();
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        std::fs::set_permissions(&dir, Permissions::from_mode(0o755))
-            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", dir.display()));
-        let path = dir.join(name);
+        let path = self.dir().join(name);
         std::fs::write(&path, contents)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         std::fs::set_permissions(&path, Permissions::from_mode(0o644))
@@ -137,16 +155,14 @@ impl Scope {
         path
     }
 
-    /// Removes every container, network and volume labelled with this scope's id, and
-    /// the scope's host directory.
-    pub fn remove_all(&self) {
-        remove_labelled(&format!("{TEST_ID_LABEL}={}", self.id));
-        let _ = std::fs::remove_dir_all(self.host_dir());
-    }
-
-    /// The scope's directory on the host, for files given to containers.
-    fn host_dir(&self) -> PathBuf {
-        std::env::temp_dir().join(&self.id)
+    /// Creates a named volume of this scope and returns its name.
+    pub fn volume(&self, what: &str) -> String {
+        let name = self.name(what);
+        let mut args = vec!["volume".to_owned(), "create".to_owned()];
+        args.extend(self.label_args());
+        args.push(name.clone());
+        docker_ok(&args);
+        name
     }
 }
 
@@ -157,8 +173,10 @@ impl Default for Scope {
 }
 
 impl Drop for Scope {
+    /// Removes every container, network and volume labelled with this scope's id; the
+    /// directory goes with its `TempDir`.
     fn drop(&mut self) {
-        self.remove_all();
+        remove_labelled(&format!("{TEST_ID_LABEL}={}", self.id));
     }
 }
 

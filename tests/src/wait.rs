@@ -1,10 +1,9 @@
-//! Waiting for a container to become healthy, to log a line, or for a TCP port to
-//! answer.
-//!
-//! Both poll every few milliseconds up to a deadline and panic with what they saw (the
-//! container's state, health log and logs) when the deadline passes, so a test that
-//! times out says why.
+//! Waiting for something to happen: [`eventually`] polls a check up to a deadline and
+//! panics with the check's last word when the deadline passes, so a test that times out
+//! says why. The others wait for a container to become healthy, to log a line, or for a
+//! TCP port to answer.
 
+use std::fmt::Display;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -13,45 +12,21 @@ use crate::scope::Container;
 /// How long to sleep between two polls.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Waits until the container's Docker HEALTHCHECK reports `healthy` and returns how
-/// long that took. Panics when the container stops, becomes `unhealthy`, has no
-/// healthcheck, or `timeout` passes.
-pub fn wait_healthy(container: &Container, timeout: Duration) -> Duration {
+/// Calls `check` every 50 ms until it returns `Ok`, and returns that value. When
+/// `timeout` passes first, panics saying that `what` did not happen, with the last `Err`
+/// `check` returned (what it saw instead). `check` may panic itself to give up early.
+pub fn eventually<T, E: Display>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<T, E>,
+) -> T {
     let started = Instant::now();
     loop {
-        let state = container.inspect(
-            "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
-        );
-        match state.split_once(' ') {
-            Some((_, "healthy")) => return started.elapsed(),
-            Some(("running", "starting")) if started.elapsed() < timeout => {}
-            _ => {
-                let health = container.inspect("{{json .State.Health}}");
-                let logs = container.logs();
+        match check() {
+            Ok(value) => return value,
+            Err(seen) if started.elapsed() >= timeout => {
                 panic!(
-                    "container {} is not healthy after {:.1?} (state: {state}); health: {health}\nlogs:\n{}{}",
-                    container.name(),
-                    started.elapsed(),
-                    logs.stdout,
-                    logs.stderr
-                );
-            }
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Waits until a TCP connection to `addr` succeeds (from the host, which on Linux
-/// reaches containers' bridge addresses) and returns how long that took. Panics when
-/// `timeout` passes.
-pub fn wait_tcp(addr: SocketAddr, timeout: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        match TcpStream::connect_timeout(&addr, POLL) {
-            Ok(_) => return started.elapsed(),
-            Err(e) if started.elapsed() >= timeout => {
-                panic!(
-                    "{addr} does not answer after {:.1?}: {e}",
+                    "{what} did not happen within {:.1?}; last seen:\n{seen}",
                     started.elapsed()
                 )
             }
@@ -60,26 +35,66 @@ pub fn wait_tcp(addr: SocketAddr, timeout: Duration) -> Duration {
     }
 }
 
+/// Waits until the container's Docker HEALTHCHECK reports `healthy` and returns how
+/// long that took. Panics when the container stops, becomes `unhealthy`, has no
+/// healthcheck, or `timeout` passes.
+pub fn wait_healthy(container: &Container, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    eventually(
+        timeout,
+        &format!("container {} becoming healthy", container.name()),
+        || {
+            let state = container.inspect(
+                "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
+            );
+            let report = || {
+                let health = container.inspect("{{json .State.Health}}");
+                let logs = container.logs();
+                format!(
+                    "state: {state}; health: {health}\nlogs:\n{}{}",
+                    logs.stdout, logs.stderr
+                )
+            };
+            match state.split_once(' ') {
+                Some((_, "healthy")) => Ok(started.elapsed()),
+                Some(("running", "starting")) => Err(report()),
+                _ => panic!(
+                    "container {} is not healthy after {:.1?}; {}",
+                    container.name(),
+                    started.elapsed(),
+                    report()
+                ),
+            }
+        },
+    )
+}
+
+/// Waits until a TCP connection to `addr` succeeds (from the host, which on Linux
+/// reaches containers' bridge addresses) and returns how long that took. Panics when
+/// `timeout` passes.
+pub fn wait_tcp(addr: SocketAddr, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    eventually(timeout, &format!("a connection to {addr}"), || {
+        TcpStream::connect_timeout(&addr, POLL).map(|_| started.elapsed())
+    })
+}
+
 /// Waits until the container's logs (stdout or stderr) contain `needle` and returns how
 /// long that took. Panics with the logs when the container stops first or `timeout`
 /// passes.
 pub fn wait_log(container: &Container, needle: &str, timeout: Duration) -> Duration {
     let started = Instant::now();
-    loop {
+    let what = format!("container {} logging {needle:?}", container.name());
+    eventually(timeout, &what, || {
         let logs = container.logs();
         if logs.stdout.contains(needle) || logs.stderr.contains(needle) {
-            return started.elapsed();
+            return Ok(started.elapsed());
         }
+        let seen = format!("logs:\n{}{}", logs.stdout, logs.stderr);
         let state = container.inspect("{{.State.Status}}");
-        if state != "running" || started.elapsed() >= timeout {
-            panic!(
-                "container {} ({state}) did not log {needle:?} within {:.1?}; logs:\n{}{}",
-                container.name(),
-                started.elapsed(),
-                logs.stdout,
-                logs.stderr
-            );
+        if state != "running" {
+            panic!("{what}: the container is {state}; {seen}");
         }
-        std::thread::sleep(POLL);
-    }
+        Err(seen)
+    })
 }

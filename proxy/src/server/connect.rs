@@ -12,9 +12,9 @@ use super::record::{DecisionRecord, Outcome};
 use super::respond::ProxyError;
 use super::sniff::Sniffed;
 use super::{ProxyBody, Shared, fail, request};
-use crate::revoke;
-use crate::telemetry::LimitHit;
-use crate::tunnel::{self, Counters, Socket, Transferred, TunnelEnd};
+use crate::live::revoke;
+use crate::net::tunnel::{self, Counters, Socket, Transferred, TunnelEnd};
+use crate::ops::telemetry::LimitHit;
 
 /// Handles one CONNECT request; on success the tunnel runs in its own task, which owns
 /// the connection slot and writes the decision log line when the tunnel ends.

@@ -10,15 +10,14 @@ use http_body::{Body, Frame, SizeHint};
 
 /// Streams `inner` unchanged, adding the size of every data frame to `count`, and keeps
 /// `guard` alive until the body is finished or dropped.
-pub struct Counted<B, G> {
+pub(crate) struct Counted<B, G> {
     inner: B,
     count: Arc<AtomicU64>,
     _guard: G,
 }
 
 impl<B, G> Counted<B, G> {
-    /// Wraps `inner`.
-    pub fn new(inner: B, count: Arc<AtomicU64>, guard: G) -> Self {
+    pub(crate) fn new(inner: B, count: Arc<AtomicU64>, guard: G) -> Self {
         Counted {
             inner,
             count,

@@ -13,8 +13,8 @@ use super::record::{DecisionRecord, Outcome};
 use super::respond::ProxyError;
 use super::upstream::UpstreamInfo;
 use super::{ProxyBody, Shared, fail, request};
-use crate::dial::DialError;
-use crate::tunnel::Transferred;
+use crate::net::dial::DialError;
+use crate::net::tunnel::Transferred;
 
 /// Handles one plain-HTTP proxy request.
 pub(super) async fn handle(

@@ -5,9 +5,10 @@ mod connect;
 mod counted;
 mod forward;
 pub mod framing;
-pub mod record;
-pub mod request;
-pub mod respond;
+pub(crate) mod record;
+pub(crate) mod request;
+pub(crate) mod respond;
+pub mod sni;
 pub mod sniff;
 mod upstream;
 
@@ -23,22 +24,22 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use record::{Client, DecisionRecord, Outcome};
+use respond::ProxyError;
+use sniff::{HeadRefusal, Sniffed, Verdicts};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::dial::Dialer;
-use crate::listen::{Accepted, Listener};
-use crate::store::PolicyStore;
-use crate::telemetry::{LimitHit, Telemetry};
-use crate::tunnel::Socket;
-use record::{Client, DecisionRecord, Outcome};
-use respond::ProxyError;
-use sniff::{HeadRefusal, Sniffed, Verdicts};
+use crate::live::PolicyStore;
+use crate::net::dial::Dialer;
+use crate::net::listen::{Accepted, Listener, accept_retrying};
+use crate::net::tunnel::Socket;
+use crate::ops::telemetry::{LimitHit, Telemetry};
 
 /// The body type of every response the proxy sends.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// Resource limits and timeouts.
 #[derive(Clone, Debug)]
@@ -56,7 +57,7 @@ pub struct Limits {
     /// How long shutdown waits for open connections and tunnels to finish.
     pub shutdown_grace: Duration,
     /// The TLS name check on tunnels to TLS ports (bounded in bytes and time).
-    pub sni: crate::sni::SniCheck,
+    pub sni: crate::server::sni::SniCheck,
 }
 
 impl Default for Limits {
@@ -68,7 +69,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(15 * 60),
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
-            sni: crate::sni::SniCheck::default(),
+            sni: crate::server::sni::SniCheck::default(),
         }
     }
 }
@@ -141,24 +142,10 @@ impl Server {
 }
 
 async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
-    let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let accepted = match accepted {
-            Ok(accepted) => {
-                backoff = Duration::from_millis(5);
-                accepted
-            }
-            Err(err) => {
-                // Typically EMFILE: wait for descriptors to free up, never give up.
-                tracing::warn!(error = %err, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
+            accepted = accept_retrying("proxy", || listener.accept()) => accepted,
         };
         let permit = shared.connections.clone().try_acquire_owned().ok();
         let task_shared = shared.clone();

@@ -9,16 +9,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::Method;
+use sandbox_policy::Policy;
 
 use super::request::Target;
-use crate::policy::Policy;
-use crate::telemetry::Telemetry;
-use crate::tunnel::{Transferred, TunnelEnd};
+use crate::net::tunnel::{Transferred, TunnelEnd};
+use crate::ops::telemetry::Telemetry;
 
 /// Who sent a request.
 #[derive(Clone, Copy, Debug)]
-pub enum Client {
-    /// A TCP peer.
+pub(crate) enum Client {
     Tcp(SocketAddr),
     /// A peer on a Unix socket listener.
     Unix,
@@ -26,7 +25,7 @@ pub enum Client {
 
 /// What became of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Allowed by the policy and forwarded.
     Allowed,
     /// Refused by policy, with the reason code.
@@ -36,31 +35,30 @@ pub enum Outcome {
 }
 
 /// The fields of one decision log line.
-pub struct DecisionRecord {
+pub(crate) struct DecisionRecord {
     started: Instant,
     client: Client,
     method: Method,
     policy: Arc<Policy>,
     telemetry: Arc<Telemetry>,
     /// The validated target, once known.
-    pub target: Option<Target>,
-    /// The decision so far.
-    pub outcome: Outcome,
+    pub(crate) target: Option<Target>,
+    pub(crate) outcome: Outcome,
     /// The deciding allowlist entry and its line.
-    pub entry: Option<(Box<str>, u32)>,
+    pub(crate) entry: Option<(Box<str>, u32)>,
     /// The upstream address dialed.
-    pub address: Option<SocketAddr>,
+    pub(crate) address: Option<SocketAddr>,
     /// The HTTP status returned to the client.
-    pub status: u16,
+    pub(crate) status: u16,
     /// Bytes moved each way.
-    pub transferred: Transferred,
+    pub(crate) transferred: Transferred,
     /// How the tunnel ended (CONNECT only).
-    pub tunnel_end: Option<TunnelEnd>,
+    pub(crate) tunnel_end: Option<TunnelEnd>,
 }
 
 impl DecisionRecord {
     /// Starts a record for a request decided under `policy`, counted in `telemetry`.
-    pub fn new(
+    pub(crate) fn new(
         client: Client,
         method: Method,
         policy: Arc<Policy>,
@@ -83,12 +81,12 @@ impl DecisionRecord {
     }
 
     /// The policy deciding this request.
-    pub fn policy(&self) -> &Arc<Policy> {
+    pub(crate) fn policy(&self) -> &Arc<Policy> {
         &self.policy
     }
 
     /// Records how a tunnel ended and what it moved.
-    pub fn tunnel_ended(&mut self, end: TunnelEnd, transferred: Transferred) {
+    pub(crate) fn tunnel_ended(&mut self, end: TunnelEnd, transferred: Transferred) {
         self.tunnel_end = Some(end);
         self.transferred = transferred;
     }

@@ -1,23 +1,25 @@
-//! Strict validation of incoming proxy requests, before any policy decision.
+//! The request target, validated before any policy decision, and the request rewritten
+//! for the upstream.
 //!
-//! hyper parses the request head; this module is deliberately stricter than hyper about
-//! the things that matter to a gate: request-target forms, authorities, and message
-//! framing. Ambiguous framing (request smuggling material) is refused outright, so nothing
-//! ambiguous is ever forwarded.
+//! hyper parses the request head; this module is stricter than hyper about the target:
+//! CONNECT takes the authority form only, a forwarded request an absolute `http://` URL,
+//! and the authority goes through [`Authority::parse`] (no userinfo, no odd IPv4 forms).
+//! A forwarded request reaches the upstream with the normalised authority in its URL and
+//! `Host`, and without hop-by-hop headers. Message framing is judged on the raw bytes
+//! beforehand ([`super::sniff`], [`super::framing`]).
 
 use http::header::{CONNECTION, HOST, HeaderMap, HeaderName};
 use http::{Method, Request, Uri};
+use sandbox_policy::{Authority, Host};
 
 use super::respond::ProxyError;
-use crate::host::{Authority, Host};
 
 /// The destination of a proxy request, validated and normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// The destination host.
-    pub host: Host,
+pub(crate) struct Target {
+    pub(crate) host: Host,
     /// The destination port (explicit, or 80 for `http://` URLs).
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 fn bad(reason: impl Into<String>) -> ProxyError {
@@ -25,7 +27,7 @@ fn bad(reason: impl Into<String>) -> ProxyError {
 }
 
 /// The target of a `CONNECT host:port` request (authority form only).
-pub fn connect_target<B>(request: &Request<B>) -> Result<Target, ProxyError> {
+pub(crate) fn connect_target<B>(request: &Request<B>) -> Result<Target, ProxyError> {
     let uri = request.uri();
     let authority = match (uri.scheme(), uri.authority(), uri.path_and_query()) {
         (None, Some(authority), None) => authority,
@@ -42,7 +44,7 @@ pub fn connect_target<B>(request: &Request<B>) -> Result<Target, ProxyError> {
 }
 
 /// The target of an absolute-form `http://host[:port]/path` request.
-pub fn forward_target<B>(request: &Request<B>) -> Result<(Target, Authority), ProxyError> {
+pub(crate) fn forward_target<B>(request: &Request<B>) -> Result<(Target, Authority), ProxyError> {
     let uri = request.uri();
     match uri.scheme_str() {
         Some("http") => {}
@@ -90,7 +92,7 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -109,7 +111,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Prepares a validated absolute-form request for the upstream: origin server URL
 /// rebuilt from the normalised authority, Host set to that authority, hop-by-hop
 /// headers removed.
-pub fn rewrite_for_upstream<B>(
+pub(crate) fn rewrite_for_upstream<B>(
     request: &mut Request<B>,
     authority: &Authority,
 ) -> Result<(), ProxyError> {
@@ -131,15 +133,15 @@ pub fn rewrite_for_upstream<B>(
     Ok(())
 }
 
-/// True for CONNECT.
-pub fn is_connect<B>(request: &Request<B>) -> bool {
+pub(crate) fn is_connect<B>(request: &Request<B>) -> bool {
     request.method() == Method::CONNECT
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use http::HeaderValue;
+
+    use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -8,27 +8,25 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use sandbox_policy::{Denial, Host, protocol};
 
 use super::ProxyBody;
-use crate::dial::DialError;
-use crate::host::Host;
-use crate::policy::Denial;
+use crate::net::dial::DialError;
 
 /// Header naming the policy reason of a 403.
-pub const DENY_HEADER: HeaderName = HeaderName::from_static("x-sandbox-proxy-deny");
+pub(crate) const DENY_HEADER: HeaderName = HeaderName::from_static(protocol::DENY_HEADER);
 /// Header naming the failure class of a 4xx/5xx that is not a policy denial.
-pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-sandbox-proxy-error");
+pub(crate) const ERROR_HEADER: HeaderName = HeaderName::from_static("x-sandbox-proxy-error");
 
 /// Everything that ends a proxy request without an upstream response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// The request is not a valid proxy request.
     #[error("bad request: {0}")]
     BadRequest(String),
     /// The request head is longer than the limit.
     #[error("request head too large")]
     HeadTooLarge,
-    /// Policy refused it.
     #[error("{0}")]
     Denied(Denial),
     /// The host name did not resolve.
@@ -39,12 +37,7 @@ pub enum ProxyError {
     Connect,
     /// Resolving and connecting took longer than the connect timeout.
     #[error("timed out connecting to {host}:{port}")]
-    Timeout {
-        /// The requested host.
-        host: Host,
-        /// The requested port.
-        port: u16,
-    },
+    Timeout { host: Host, port: u16 },
     /// The upstream failed after the connection was made.
     #[error("upstream request failed")]
     Upstream,
@@ -73,7 +66,7 @@ impl From<DialError> for ProxyError {
 
 impl ProxyError {
     /// The short reason used in decision logs and the reason headers.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ProxyError::BadRequest(_) => "bad-request",
             ProxyError::HeadTooLarge => "head-too-large",
@@ -86,7 +79,7 @@ impl ProxyError {
     }
 
     /// The HTTP status this error is answered with.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -97,7 +90,7 @@ impl ProxyError {
     }
 
     /// The response sent to the client.
-    pub fn to_response(&self) -> Response<ProxyBody> {
+    pub(crate) fn to_response(&self) -> Response<ProxyBody> {
         let (header, body) = match self {
             ProxyError::Denied(denial) => (DENY_HEADER, denial.explanation()),
             ProxyError::BadRequest(reason) => (ERROR_HEADER, format!("bad request: {reason}")),

@@ -100,7 +100,7 @@ impl<S> Sniffed<S> {
     }
 
     /// The wrapped stream (after an upgrade, to relay on it directly).
-    pub fn into_inner(self) -> S {
+    pub(crate) fn into_inner(self) -> S {
         self.inner
     }
 

@@ -15,29 +15,32 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use sandbox_policy::{Authority, Host, Policy};
 use tokio::net::TcpStream;
 use tokio_stream::wrappers::WatchStream;
 
 use super::ProxyBody;
-use crate::dial::{DialError, Dialer};
-use crate::host::{Authority, Host};
-use crate::policy::Policy;
-use crate::revoke;
-use crate::store::PolicyStore;
-use crate::telemetry::Telemetry;
+use crate::live::PolicyStore;
+use crate::live::revoke;
+use crate::net::dial::{DialError, Dialer};
+use crate::ops::telemetry::Telemetry;
 
 /// Connection facts attached to every upstream response, for the decision log.
 #[derive(Clone, Copy, Debug)]
-pub struct UpstreamInfo {
+pub(crate) struct UpstreamInfo {
     /// The address the pooled connection is connected to.
-    pub address: std::net::SocketAddr,
+    pub(crate) address: std::net::SocketAddr,
 }
 
 /// The client type used to forward plain-HTTP requests.
-pub type UpstreamClient = Client<PolicyConnector, ProxyBody>;
+pub(crate) type UpstreamClient = Client<PolicyConnector, ProxyBody>;
 
 /// Builds the pooled forwarding client.
-pub fn client(policy: PolicyStore, dialer: Dialer, telemetry: Arc<Telemetry>) -> UpstreamClient {
+pub(crate) fn client(
+    policy: PolicyStore,
+    dialer: Dialer,
+    telemetry: Arc<Telemetry>,
+) -> UpstreamClient {
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(std::time::Duration::from_secs(90))
@@ -50,7 +53,7 @@ pub fn client(policy: PolicyStore, dialer: Dialer, telemetry: Arc<Telemetry>) ->
 
 /// Opens upstream connections only to destinations the current policy allows.
 #[derive(Clone)]
-pub struct PolicyConnector {
+pub(crate) struct PolicyConnector {
     policy: PolicyStore,
     dialer: Dialer,
     telemetry: Arc<Telemetry>,
@@ -97,7 +100,7 @@ impl tower_service::Service<Uri> for PolicyConnector {
 
 /// A connection in the forwarding pool. It re-checks itself against every new policy
 /// and fails (so the pool drops it) once its destination is no longer allowed.
-pub struct UpstreamConnection {
+pub(crate) struct UpstreamConnection {
     io: TokioIo<TcpStream>,
     info: UpstreamInfo,
     host: Host,

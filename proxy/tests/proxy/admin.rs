@@ -1,9 +1,11 @@
 //! The management listener and the subcommands that read it, against the real binary.
 
-use nix::sys::signal::Signal;
+use rustix::process::Signal;
+use sandbox_policy::protocol::DeniedReport;
 
-use crate::cli::{Running, Scratch, curl, run};
-use crate::support::{HttpUpstream, eventually, send_signal};
+use crate::support::proxy::Running;
+use crate::support::upstream::HttpUpstream;
+use crate::support::{Scratch, curl, eventually, free_port, run, send_signal};
 
 async fn admin_get(proxy: &Running, path: &str) -> (String, String) {
     let url = format!("http://{}{path}", proxy.admin);
@@ -14,7 +16,7 @@ async fn admin_get(proxy: &Running, path: &str) -> (String, String) {
 #[tokio::test]
 async fn health_readiness_metrics_and_denied_report_the_truth() {
     let upstream = HttpUpstream::start().await;
-    let scratch = Scratch::new("admin");
+    let scratch = Scratch::new();
     let allowlist = scratch.file("allow.txt", &format!("web.test:{}\n", upstream.port()));
     let proxy = Running::start(&allowlist, &["--resolve", "web.test=127.0.0.1"]);
     let via = format!("http://{}", proxy.address);
@@ -50,10 +52,14 @@ async fn health_readiness_metrics_and_denied_report_the_truth() {
     }
 
     let (_, denied) = admin_get(&proxy, "/denied").await;
-    let denied: serde_json::Value = serde_json::from_str(&denied).unwrap();
-    assert_eq!(denied[0]["host"], "blocked.test");
-    assert_eq!(denied[0]["port"], 8080);
-    assert_eq!(denied[0]["count"], 2);
+    let denied: DeniedReport = serde_json::from_str(&denied).unwrap();
+    let first = &denied.destinations[0];
+    assert_eq!(
+        (first.host.as_str(), first.port, first.count),
+        ("blocked.test", 8080, 2)
+    );
+    assert_eq!(first.reason, "not-allowlisted");
+    assert_eq!(denied.overflow, 0);
 
     let (code, stdout, _) = run(&["denied", "--admin", &proxy.admin]);
     assert_eq!(code, 0);
@@ -64,12 +70,8 @@ async fn health_readiness_metrics_and_denied_report_the_truth() {
 
 #[test]
 fn healthcheck_fails_when_nothing_answers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (code, _, stderr) = run(&["healthcheck", "--admin", &format!("127.0.0.1:{port}")]);
+    let admin = format!("127.0.0.1:{}", free_port());
+    let (code, _, stderr) = run(&["healthcheck", "--admin", &admin]);
     assert_eq!(code, 1, "{stderr}");
 }
 
@@ -77,7 +79,7 @@ fn healthcheck_fails_when_nothing_answers() {
 async fn sighup_reloads_and_a_bad_file_is_reported_by_readyz() {
     let upstream = HttpUpstream::start().await;
     let port = upstream.port();
-    let scratch = Scratch::new("sighup");
+    let scratch = Scratch::new();
     let allowlist = scratch.file("allow.txt", "other.test\n");
     let proxy = Running::start(&allowlist, &["--resolve", "web.test=127.0.0.1"]);
     let via = format!("http://{}", proxy.address);
@@ -87,14 +89,14 @@ async fn sighup_reloads_and_a_bad_file_is_reported_by_readyz() {
     assert_eq!(status().await, "403");
 
     std::fs::write(&allowlist, format!("web.test:{port}\n")).unwrap();
-    send_signal(&proxy.child, Signal::SIGHUP);
+    send_signal(&proxy.child, Signal::HUP);
     eventually("reload takes effect", || async {
         (status().await == "200").then_some(())
     })
     .await;
 
     std::fs::write(&allowlist, "web.test:0\n").unwrap();
-    send_signal(&proxy.child, Signal::SIGHUP);
+    send_signal(&proxy.child, Signal::HUP);
     let ready = eventually("the failed reload is reported", || async {
         let (_, ready) = admin_get(&proxy, "/readyz").await;
         let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();

@@ -1,6 +1,8 @@
 //! One test per bypass class: name tricks, encodings, resolved-address classes, DNS.
 
-use crate::support::{Echo, ProxySpec, connect, raw, status};
+use crate::support::http::{connect, raw, status};
+use crate::support::proxy::ProxySpec;
+use crate::support::upstream::Echo;
 
 /// CONNECTs to each target and asserts the status; returns nothing reached upstream.
 async fn expect_all(proxy: std::net::SocketAddr, targets: &[String], code: u16, reason: &str) {
@@ -84,8 +86,7 @@ async fn odd_ip_encodings_userinfo_and_invalid_hosts_are_400() {
             format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
         )
         .await;
-        let code = status(&response);
-        assert!(code == 400, "{host}: {response}");
+        assert_eq!(status(&response), 400, "{host}: {response}");
     }
     assert_eq!(echo.contacted(), 0);
 }
@@ -185,9 +186,9 @@ async fn garbage_and_malformed_heads_get_400_and_the_proxy_stays_up() {
     ];
     for input in inputs {
         let response = raw(proxy.addr, input).await;
-        let code = status(&response);
-        assert!(
-            code == 400 || code == 505 || response.is_empty(),
+        assert_eq!(
+            status(&response),
+            400,
             "{:?}: {response}",
             String::from_utf8_lossy(input)
         );

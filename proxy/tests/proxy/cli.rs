@@ -1,172 +1,17 @@
 //! The real binary: exit codes, error reports, and real `curl` through it.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use rustix::process::Signal;
 
-use nix::sys::signal::Signal;
-
-use crate::support::{HttpUpstream, send_signal, wait_exit};
-use crate::tls::tls_upstream;
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_sandbox-proxy");
-
-/// A scratch directory removed when dropped.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("sandbox-proxy-test-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    pub fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The binary running as a server; killed when dropped.
-pub struct Running {
-    pub child: Child,
-    pub address: String,
-    pub admin: String,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    pub fn start(allowlist: &Path, extra: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .arg("--allowlist")
-            .arg(allowlist)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = stderr.clone();
-        let reader = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut ready = String::new();
-        stdout.read_line(&mut ready).unwrap();
-        assert_eq!(ready.trim_end(), "sandbox-proxy ready");
-        let address = wait_for_address(&stderr, "listening");
-        let admin = wait_for_address(&stderr, "management listening");
-        Running {
-            child,
-            address,
-            admin,
-            stderr,
-        }
-    }
-
-    /// Every line the server has written to stderr so far.
-    pub fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Every JSON log line so far.
-    pub fn events(&self) -> Vec<serde_json::Value> {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .collect()
-    }
-
-    /// The decision lines, once `complete` says all expected ones are there (at most 5 s:
-    /// a tunnel's line is written when the tunnel ends, just after the client sees it end).
-    pub fn decisions_once(
-        &self,
-        complete: impl Fn(&[serde_json::Value]) -> bool,
-    ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let decisions = self.decisions();
-            if complete(&decisions) || Instant::now() >= deadline {
-                return decisions;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    pub fn decisions(&self) -> Vec<serde_json::Value> {
-        self.events()
-            .into_iter()
-            .filter(|event| event["message"] == "decision")
-            .collect()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in the first JSON log line with `message`; the stderr reader may lag
-/// behind stdout, so wait for it.
-fn wait_for_address(stderr: &Mutex<Vec<String>>, message: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let found = stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .find(|event| event["message"] == message)
-            .and_then(|event| event["address"].as_str().map(str::to_owned));
-        if let Some(address) = found {
-            return address;
-        }
-        assert!(Instant::now() < deadline, "no {message:?} line");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-pub async fn curl(args: &[&str]) -> String {
-    let output = tokio::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .await
-        .expect("curl is installed");
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
+use crate::support::proxy::Running;
+use crate::support::tls::tls_upstream;
+use crate::support::upstream::HttpUpstream;
+use crate::support::{Scratch, curl, run, send_signal, wait_exit};
 
 #[tokio::test]
 async fn curl_through_the_binary_http_https_and_denials_with_json_decision_logs() {
     let upstream = HttpUpstream::start().await;
     let (tls, pem, _) = tls_upstream("tls.test").await;
-    let scratch = Scratch::new("curl");
+    let scratch = Scratch::new();
     let allowlist = scratch.file(
         "allow.txt",
         &format!("web.test:{}\n*.tls.test:{}\n", upstream.port(), tls.port()),
@@ -235,26 +80,17 @@ async fn curl_through_the_binary_http_https_and_denials_with_json_decision_logs(
 
 #[test]
 fn sigterm_stops_the_server_cleanly() {
-    let scratch = Scratch::new("sigterm");
+    let scratch = Scratch::new();
     let allowlist = scratch.file("allow.txt", "a.test\n");
     let mut proxy = Running::start(&allowlist, &[]);
-    send_signal(&proxy.child, Signal::SIGTERM);
-    let status = wait_exit(&mut proxy.child, Duration::from_secs(5));
+    send_signal(&proxy.child, Signal::TERM);
+    let status = wait_exit(&mut proxy.child);
     assert_eq!(status.code(), Some(0));
-}
-
-pub fn run(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(BIN).args(args).output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
 }
 
 #[test]
 fn an_invalid_allowlist_is_reported_whole_and_the_proxy_does_not_start() {
-    let scratch = Scratch::new("invalid");
+    let scratch = Scratch::new();
     let file = scratch.file(
         "allow.txt",
         "github.com\n*\nhttps://github.com/x\n*.com\nok.example\nbad:0\n",
@@ -282,7 +118,7 @@ fn a_missing_allowlist_is_a_clear_error() {
 
 #[test]
 fn check_prints_a_line_per_target_and_exits_by_verdict() {
-    let scratch = Scratch::new("check");
+    let scratch = Scratch::new();
     let file = scratch.file("allow.txt", "# tools\n*.github.com\nexample.com:8443\n");
     let path = file.to_str().unwrap();
     let (code, stdout, _) = run(&[

@@ -2,7 +2,10 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Echo, ProxySpec, connect, status};
+use crate::support::free_port;
+use crate::support::http::{connect, status};
+use crate::support::proxy::ProxySpec;
+use crate::support::upstream::Echo;
 
 #[tokio::test]
 async fn tunnel_relays_both_ways_and_passes_half_close() {
@@ -68,10 +71,7 @@ async fn bytes_pipelined_behind_the_connect_head_reach_the_upstream() {
 
 #[tokio::test]
 async fn refused_upstream_is_502_and_never_200() {
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let closed = free_port();
     let proxy = ProxySpec::new(&format!("gone.test:{closed}\n"))
         .pin("gone.test", &["127.0.0.1"])
         .start()

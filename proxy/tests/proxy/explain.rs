@@ -1,12 +1,11 @@
 //! The real binary's `explain`, and lint warnings from `check`, `explain` and the server.
 
-use std::time::Duration;
-
-use crate::cli::{Running, Scratch, run};
+use crate::support::proxy::Running;
+use crate::support::{Scratch, run};
 
 #[test]
 fn explain_walks_the_server_path_and_exits_by_verdict() {
-    let scratch = Scratch::new("explain");
+    let scratch = Scratch::new();
     let file = scratch.file(
         "allow.txt",
         "*.corp.test\nhost.docker.internal:8080\n10.1.2.3:22\n",
@@ -62,7 +61,7 @@ fn explain_walks_the_server_path_and_exits_by_verdict() {
 
 #[test]
 fn check_and_explain_print_lint_warnings_without_failing() {
-    let scratch = Scratch::new("lint");
+    let scratch = Scratch::new();
     let file = scratch.file(
         "allow.txt",
         "*.github.io\n*.github.com\napi.github.com\nexample.com\nexample.com\n93.184.216.34\n",
@@ -85,28 +84,17 @@ fn check_and_explain_print_lint_warnings_without_failing() {
 
 #[test]
 fn the_server_logs_lint_findings_when_it_loads_a_policy() {
-    let scratch = Scratch::new("serve-lint");
+    let scratch = Scratch::new();
     let file = scratch.file("allow.txt", "*.herokuapp.com\na.test\na.test\n");
     let proxy = Running::start(&file, &[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let lints: Vec<serde_json::Value> = proxy
-            .stderr_lines()
-            .iter()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|event| event["level"] == "WARN" && event["lint"].is_string())
-            .collect();
-        if lints.len() == 2 {
-            assert_eq!(lints[0]["lint"], "public-suffix-wildcard");
-            assert_eq!(lints[0]["line"], 1);
-            assert_eq!(lints[1]["lint"], "duplicate");
-            assert_eq!(lints[1]["line"], 3);
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "lint lines: {lints:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let is_lint = |event: &serde_json::Value| event["level"] == "WARN" && event["lint"].is_string();
+    let events = proxy.events_once("two lint lines", |events| {
+        events.iter().filter(|event| is_lint(event)).count() >= 2
+    });
+    let lints: Vec<&serde_json::Value> = events.iter().filter(|event| is_lint(event)).collect();
+    assert_eq!(lints.len(), 2, "lint lines: {lints:?}");
+    assert_eq!(lints[0]["lint"], "public-suffix-wildcard");
+    assert_eq!(lints[0]["line"], 1);
+    assert_eq!(lints[1]["lint"], "duplicate");
+    assert_eq!(lints[1]["line"], 3);
 }

@@ -1,6 +1,8 @@
 //! Absolute-form plain-HTTP forwarding: headers, pooling, bodies, refusals.
 
-use crate::support::{HttpUpstream, ProxySpec, TestProxy, raw, status};
+use crate::support::http::{exchange, raw, status};
+use crate::support::proxy::{ProxySpec, TestProxy};
+use crate::support::upstream::HttpUpstream;
 
 /// A proxy allowing `web.test:port`, with web.test on loopback.
 async fn web_proxy(port: u16) -> TestProxy {
@@ -63,7 +65,7 @@ async fn keep_alive_requests_share_one_pooled_upstream_connection() {
     let proxy = web_proxy(port).await;
     let url = format!("http://web.test:{port}/");
     let two = [get(&url, ""), get(&url, "")].concat();
-    let response = raw(proxy.addr, &two).await;
+    let response = exchange(proxy.addr, &two, 2).await;
     assert_eq!(
         response.matches("hello from upstream").count(),
         2,

@@ -3,10 +3,13 @@
 use std::time::Duration;
 
 use sandbox_proxy::Limits;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::support::{Echo, ProxySpec, connect, eventually, raw, read_some, status};
+use crate::support::eventually;
+use crate::support::http::{closes_within, connect, echo_roundtrip, raw, status};
+use crate::support::proxy::ProxySpec;
+use crate::support::upstream::Echo;
 
 fn limits() -> Limits {
     Limits {
@@ -40,17 +43,10 @@ async fn slow_heads_are_cut_off_and_the_proxy_keeps_serving() {
         .await;
     let mut slow = TcpStream::connect(proxy.addr).await.unwrap();
     slow.write_all(b"CONNECT echo.test:").await.unwrap();
-    let mut buf = [0u8; 1024];
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match slow.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "a slow head must not hold the connection");
+    assert!(
+        closes_within(&mut slow, Duration::from_secs(5)).await,
+        "a slow head must not hold the connection"
+    );
     assert_eq!(echo.contacted(), 0);
     let (_, head) = connect(proxy.addr, &format!("echo.test:{port}")).await;
     assert_eq!(status(&head), 200);
@@ -89,15 +85,27 @@ async fn idle_tunnels_are_closed_after_the_idle_timeout() {
         .await;
     let (mut stream, head) = connect(proxy.addr, &format!("echo.test:{port}")).await;
     assert_eq!(status(&head), 200);
-    stream.write_all(b"ping").await.unwrap();
-    let mut back = [0u8; 4];
-    stream.read_exact(&mut back).await.unwrap();
-    let rest = tokio::time::timeout(Duration::from_secs(5), read_some(&mut stream)).await;
-    assert!(rest.is_ok());
-    let mut buf = [0u8; 16];
-    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+    // Traffic keeps the tunnel open well past the idle timeout...
+    let idle = limits().idle_timeout;
+    let active_until = tokio::time::Instant::now() + idle * 3;
+    loop {
+        assert!(
+            echo_roundtrip(&mut stream).await,
+            "a tunnel in use was closed"
+        );
+        if tokio::time::Instant::now() >= active_until {
+            break;
+        }
+        tokio::time::sleep(idle / 4).await;
+    }
+    // ...half the timeout in silence leaves it open...
     assert!(
-        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
-        "tunnel still open: {closed:?}"
+        !closes_within(&mut stream, idle / 2).await,
+        "closed before the idle timeout"
+    );
+    // ...and the rest of it closes it.
+    assert!(
+        closes_within(&mut stream, Duration::from_secs(5)).await,
+        "idle tunnel still open"
     );
 }

@@ -1,5 +1,5 @@
-//! Integration tests of the proxy on loopback: real upstreams, real clients, every
-//! bypass class of the proxy-core issue.
+//! Integration tests of the proxy on loopback: real upstreams, real clients; `bypass`
+//! holds one test per bypass class, `sni` the TLS name check's.
 
 // Test helpers outside #[test] functions may fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

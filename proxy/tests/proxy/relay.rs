@@ -1,28 +1,21 @@
 //! `sandbox-proxy relay`: the agent container's init and proxy relay, run for real.
 
+use std::fs::File;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
+use rustix::fs::{Mode, OFlags};
+use rustix::process::Signal;
+use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
-use nix::sys::signal::Signal;
-
-use crate::cli::{BIN, Scratch, run};
-use crate::support::{send_signal, wait_exit};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{BIN, Scratch, free_port, run, send_signal, wait_exit};
 
 #[tokio::test]
 async fn relays_a_loopback_port_to_the_unix_socket_while_the_command_runs() {
-    let scratch = Scratch::new("relay");
-    let socket = scratch.0.join("proxy.sock");
+    let scratch = Scratch::new();
+    let socket = scratch.path().join("proxy.sock");
     let listener = UnixListener::bind(&socket).unwrap();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
@@ -105,7 +98,65 @@ fn signals_are_forwarded_and_orphans_reaped() {
     )
     .unwrap();
     assert_eq!(armed.trim(), "armed");
-    send_signal(&child, Signal::SIGTERM);
-    let status = wait_exit(&mut child, Duration::from_secs(5));
+    send_signal(&child, Signal::TERM);
+    let status = wait_exit(&mut child);
     assert_eq!(status.code(), Some(42));
+}
+
+#[test]
+fn the_agent_gets_the_terminal_it_runs_in() {
+    // A pseudo-terminal whose session the relay leads (`setsid --ctty`), as the PID 1 of a
+    // container with a terminal does.
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .unwrap();
+    // The agent waits for a line from the terminal (reading it before the relay has
+    // handed the terminal over stops it until the relay wakes it), then reports its
+    // process group and the terminal's foreground group.
+    let script = r#"read -r line; read -r _ _ _ _ pgrp _ _ tpgid _ < /proc/$$/stat; echo "pgrp=$pgrp tpgid=$tpgid""#;
+    let child = Command::new("setsid")
+        .args(["--ctty", BIN, "relay", "--listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(["--connect", "unix:/x.sock", "--", "sh", "-c", script])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut relay = KillOnDrop(child);
+    let mut master = File::from(master);
+    master.write_all(b"go\n").unwrap();
+    assert_eq!(wait_exit(&mut relay.0).code(), Some(0));
+    // Everything is written once the relay has exited; the read ends with EIO when the
+    // last slave descriptor is gone.
+    let mut screen = Vec::new();
+    let _ = master.read_to_end(&mut screen);
+    let screen = String::from_utf8_lossy(&screen);
+    let line = screen
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("pgrp="))
+        .unwrap_or_else(|| panic!("no answer from the agent: {screen:?}"));
+    let (pgrp, tpgid) = line.split_once(" tpgid=").unwrap();
+    assert_eq!(
+        pgrp, tpgid,
+        "the agent's group is not the terminal's foreground"
+    );
+}
+
+/// A child process killed (with its relay's agent group left to the kernel) when the
+/// test ends, also when it fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

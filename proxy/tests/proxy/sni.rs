@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sandbox_proxy::sni::SniCheck;
+use sandbox_proxy::server::sni::SniCheck;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 
-use crate::cli::{Running, Scratch, curl};
-use crate::support::{ProxySpec, TestProxy, connect, status};
-use crate::tls::{get_over_tls, tls_client, tls_upstream};
+use crate::support::http::{closes_within, connect, status};
+use crate::support::proxy::{ProxySpec, Running, TestProxy};
+use crate::support::tls::{get_over_tls, tls_client, tls_upstream};
+use crate::support::{Scratch, curl, eventually};
 
 /// An upstream that answers nothing and records what each connection sent, and when
 /// each connection ended.
@@ -60,15 +61,12 @@ impl Recorder {
 
     /// Waits (bounded) until connection `index` exists and `done` holds for it.
     async fn wait_for(&self, index: usize, done: impl Fn(&Connection) -> bool) -> Connection {
-        for _ in 0..250 {
-            if let Some(connection) = self.connections.lock().await.get(index)
-                && done(connection)
-            {
-                return connection.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("upstream connection {index} did not reach the expected state");
+        let what = format!("upstream connection {index} reaches the expected state");
+        eventually(&what, || async {
+            let connections = self.connections.lock().await;
+            connections.get(index).filter(|c| done(c)).cloned()
+        })
+        .await
     }
 
     /// Waits until the proxy has closed upstream connection `index`; asserts it got
@@ -158,20 +156,9 @@ async fn assert_refused(
     recorder.assert_closed_silent(index).await;
 }
 
-/// True when the proxy closes `stream` (end of stream or reset) within a few seconds.
+/// True when the proxy closes `stream` within a few seconds.
 async fn closed_by_proxy(stream: &mut TcpStream) -> bool {
-    let mut chunk = [0u8; 64];
-    let closing = async {
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), closing)
-        .await
-        .is_ok()
+    closes_within(stream, Duration::from_secs(5)).await
 }
 
 #[tokio::test]
@@ -347,7 +334,7 @@ async fn a_hello_sent_with_the_connect_head_is_checked_too() {
 async fn the_binary_logs_the_refusal_in_the_decision_line_and_curl_sees_access_denied() {
     let (upstream, pem, _) = tls_upstream("tls.test").await;
     let port = upstream.port().to_string();
-    let scratch = Scratch::new("sni");
+    let scratch = Scratch::new();
     let allowlist = scratch.file(
         "allow.txt",
         &format!("tls.test:{port}\nother.test:{port}\n"),

@@ -1,0 +1,138 @@
+//! `agent-sandbox doctor`: what a run would use and whether it would work: the engine
+//! (address, version, negotiated API), the images (present, up to date), the allowlist,
+//! and the network mode.
+
+use std::io::Write as _;
+
+use crate::engine::Engine;
+use crate::exit::ExitStatus;
+use crate::options::Isolation;
+use crate::options::Options;
+use crate::options::profile::Profile;
+use crate::report::chain;
+use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
+use crate::sandbox::images;
+
+/// Checks everything and prints a report on stdout; the status is 0 when a run would
+/// start, 125 otherwise.
+pub(crate) async fn run(args: &Options) -> ExitStatus {
+    let mut lines = Vec::new();
+    let ok = check(args, &mut lines).await;
+    let mut stdout = std::io::stdout().lock();
+    for (good, line) in &lines {
+        let _ = writeln!(stdout, "{} {line}", if *good { "ok  " } else { "FAIL" });
+    }
+    if ok {
+        ExitStatus::SUCCESS
+    } else {
+        ExitStatus::LAUNCHER_FAILED
+    }
+}
+
+async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
+    let config = Host::current().map_err(|e| chain(&e)).and_then(|host| {
+        let profile = Profile::lookup("pi", &Default::default()).map_err(|e| chain(&e))?;
+        SandboxConfig::new(
+            &Options {
+                force: true,
+                ..args.clone()
+            },
+            &profile,
+            Vec::new(),
+            &host,
+            |_| None,
+        )
+        .map_err(|e| chain(&e))
+    });
+    let config = match config {
+        Ok(config) => config,
+        Err(error) => {
+            lines.push((false, error));
+            return false;
+        }
+    };
+    lines.push((
+        true,
+        match &config.proxy {
+            None => "mode: host network, unrestricted egress (no --proxy)".to_owned(),
+            Some(proxy) => format!(
+                "mode: proxy ({}), allowlist {}, egress network {}",
+                match proxy.isolation {
+                    Isolation::NoNetwork => "agent without network, relay to a unix socket",
+                    Isolation::InternalNetwork =>
+                        "agent on an internal network (host gateway reachable)",
+                },
+                proxy.allowlist.display(),
+                proxy.egress_network.as_deref().unwrap_or("per-run bridge"),
+            ),
+        },
+    ));
+    let engine = match Engine::connect().await {
+        Ok(engine) => engine,
+        Err(error) => {
+            lines.push((false, chain(&error)));
+            return false;
+        }
+    };
+    match engine.version().await {
+        Ok(v) => lines.push((
+            true,
+            format!(
+                "docker engine {} ({}), API {} (negotiated {}), at {}",
+                v.version,
+                v.platform,
+                v.api_version,
+                v.negotiated,
+                engine.endpoint()
+            ),
+        )),
+        Err(error) => {
+            lines.push((false, chain(&error)));
+            return false;
+        }
+    }
+    let mut ok = true;
+    let mut image = |name: &str, present: Result<Option<bool>, String>| match present {
+        Ok(Some(true)) => lines.push((true, format!("image {name}: present, up to date"))),
+        Ok(Some(false)) => lines.push((
+            true,
+            format!("image {name}: present, out of date (rebuilt on the next run)"),
+        )),
+        Ok(None) => lines.push((
+            true,
+            format!("image {name}: missing (built on the next run)"),
+        )),
+        Err(error) => {
+            ok = false;
+            lines.push((false, format!("image {name}: {error}")));
+        }
+    };
+    let labels = engine
+        .image_labels(config.image.name())
+        .await
+        .map_err(|e| chain(&e));
+    match &config.image {
+        AgentImage::Built(spec) => image(
+            &spec.tag,
+            labels.map(|l| l.map(|l| images::is_current(spec, Some(&l)))),
+        ),
+        AgentImage::Given(name) => match labels {
+            Ok(None) => image(name, Err("not found (given with --image)".to_owned())),
+            other => image(name, other.map(|l| l.map(|_| true))),
+        },
+    }
+    if let Some(proxy) = &config.proxy {
+        match engine
+            .image_labels(&proxy.image)
+            .await
+            .map_err(|e| chain(&e))
+        {
+            Ok(None) => image(
+                &proxy.image,
+                Err("not found: pass --proxy-image IMAGE".to_owned()),
+            ),
+            other => image(&proxy.image, other.map(|l| l.map(|_| true))),
+        }
+    }
+    ok
+}

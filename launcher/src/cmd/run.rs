@@ -1,0 +1,236 @@
+//! `run` and `shell`: one sandboxed command from validated options to exit status.
+//!
+//! The flow: options checked against the host ([`SandboxConfig`]), the engine, a
+//! session (labels on everything), leftovers of dead runs removed while the images are
+//! checked, the browser hand-off channel, the sandbox (sidecar, then the agent
+//! container), the agent's streams relayed until it exits (signals passed on), the
+//! proxy's record of refused destinations, and teardown on every path.
+
+use std::time::Duration;
+
+use super::Error;
+use super::signals::{Terminations, signal_name};
+use crate::engine::Engine;
+use crate::exit::ExitStatus;
+use crate::options::profile::{Missing, Profile, ResolvedMount};
+use crate::options::{Isolation, Options};
+use crate::report::{chain, notice};
+use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
+use crate::sandbox::images::{self, ImageState};
+use crate::sandbox::labels::{Owner, Session};
+use crate::sandbox::{AgentNetwork, Sandbox, liveness, teardown};
+use crate::terminal::browser::{self, Channel, Follower};
+use crate::terminal::{self, RawMode, stdio};
+
+/// The key sequence that detaches from the container: docker's default (Ctrl-P Ctrl-Q)
+/// would swallow every Ctrl-P, which agents use (pi cycles models with it).
+const DETACH_KEYS: &str = "ctrl-],ctrl-^";
+
+/// How long the agent may take to exit after a signal is passed on to it.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// `run` and `shell`: one sandboxed command, its exit status, and teardown on every path.
+pub(super) async fn sandboxed(
+    args: &Options,
+    profile: &Profile,
+    command: Vec<String>,
+) -> Result<ExitStatus, Error> {
+    let host = Host::current()?;
+    let config = SandboxConfig::new(args, profile, command, &host, |name| {
+        std::env::var(name).ok()
+    })?;
+    let engine = Engine::connect().await?;
+    let owner = liveness::current_owner();
+    let session = Session::new(owner.clone(), config.extra_labels.clone());
+    teardown::remove_on_panic(session.id.clone());
+    terminal::restore_on_panic();
+    // Leftovers of earlier runs are removed while the images are checked.
+    let gc = collect_leftovers(&engine, &owner, &session.id);
+    let ((), images) = tokio::join!(gc, prepare_images(&engine, &config));
+    images?;
+    tracing::debug!(phase = "images ready");
+    let mut terminations = Terminations::listen().map_err(Error::Signals)?;
+    let browser =
+        Channel::create(&Channel::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
+    let config = with_browser_channel(config, &browser);
+    let mut urls = browser.follower().map_err(Error::Browser)?;
+    let sandbox = Sandbox::new(&engine, &session);
+    let outcome = supervise(
+        &sandbox,
+        run_in(&sandbox, &engine, &config),
+        &mut terminations,
+        &mut urls,
+    )
+    .await;
+    urls.read_lines(browser::open_in_browser);
+    tracing::debug!(phase = "run done");
+    let mut failures = sandbox.teardown().await;
+    match teardown::session_resources(&engine, &session.id).await {
+        Ok(left) => failures.extend(teardown::remove_all(&engine, left).await),
+        Err(error) => failures.push(error),
+    }
+    for failure in &failures {
+        notice(&format!("teardown: {}", chain(failure)));
+    }
+    outcome
+}
+
+/// Removes what earlier runs whose launcher is gone left behind (engine objects and
+/// browser channels); failures are logged, they do not stop this run.
+async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
+    browser::remove_stale(&Channel::default_parent(), liveness::is_running);
+    match teardown::gc(engine, &owner.host, Some(session), liveness::is_running).await {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(
+                sessions = removed.len(),
+                "removed leftovers of earlier runs"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(error = %chain(&error), "cannot look for leftovers of earlier runs");
+        }
+    }
+}
+
+/// `config` with the browser hand-off channel mounted and announced to the image's shim.
+fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> SandboxConfig {
+    config.mounts.push(ResolvedMount {
+        source: channel.dir().to_owned(),
+        target: browser::CONTAINER_DIR.to_owned(),
+        read_only: false,
+        missing: Missing::Skip,
+    });
+    config.env.push(format!(
+        "{}={}/urls",
+        browser::ENV_VAR,
+        browser::CONTAINER_DIR
+    ));
+    config
+}
+
+/// Drives `run` to its end while opening the URLs the container hands over and handling
+/// signals. The first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
+/// while its output is still relayed (as `docker run` does); a second signal, the grace
+/// running out, or a signal before the agent exists ends the run at once.
+async fn supervise(
+    sandbox: &Sandbox<'_>,
+    run: impl Future<Output = Result<ExitStatus, Error>>,
+    terminations: &mut Terminations,
+    urls: &mut Follower,
+) -> Result<ExitStatus, Error> {
+    tokio::pin!(run);
+    let mut signalled: Option<i32> = None;
+    let grace = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            result = &mut run => return result,
+            () = urls.follow(browser::open_in_browser) => {}
+            number = terminations.recv() => {
+                let (name, engine_name) = signal_name(number);
+                if signalled.is_some() || !sandbox.has_agent() {
+                    notice(&format!("{name}: stopping the sandbox"));
+                    return Ok(ExitStatus::from_signal(number));
+                }
+                notice(&format!("{name}: passed on to the agent (again to stop at once)"));
+                signalled = Some(number);
+                sandbox.signal_agent(engine_name).await;
+                grace.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+            }
+            () = &mut grace => {
+                notice("the agent did not stop in time: stopping the sandbox");
+                return Ok(ExitStatus::from_signal(signalled.unwrap_or(15)));
+            }
+        }
+    }
+}
+
+/// Builds the agent image when needed, and checks the proxy image is there.
+async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), Error> {
+    if let AgentImage::Built(spec) = &config.image
+        && images::ensure(engine, spec, config.rebuild).await? == ImageState::Built
+    {
+        notice(&format!("built {}", spec.tag));
+    }
+    if let Some(proxy) = &config.proxy
+        && engine.image_labels(&proxy.image).await?.is_none()
+    {
+        return Err(Error::NoProxyImage {
+            image: proxy.image.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Sets the sandbox up and runs the command; the caller tears it down.
+async fn run_in(
+    sandbox: &Sandbox<'_>,
+    engine: &Engine,
+    config: &SandboxConfig,
+) -> Result<ExitStatus, Error> {
+    let proxy = match &config.proxy {
+        Some(proxy) => {
+            if proxy.isolation == Isolation::InternalNetwork {
+                notice(
+                    "warning: --isolation internal-network lets the agent reach services listening on all \
+                     addresses of the host through the network's gateway",
+                );
+            }
+            Some(sandbox.create_proxy(proxy).await?)
+        }
+        None => {
+            notice(
+                "network egress is unrestricted (host network); use --proxy to restrict it to an allowlist",
+            );
+            None
+        }
+    };
+    let network = proxy
+        .as_ref()
+        .map_or(AgentNetwork::Host, |p| p.network.clone());
+    let tty = terminal::is_interactive();
+    // The agent container is created while the sidecar starts; it starts once the
+    // sidecar is ready.
+    let create_agent = async {
+        let image_command = engine.image_command(config.image.name()).await?;
+        let agent = sandbox.create_agent_container(config, &network, &image_command, tty);
+        Ok::<_, Error>(agent.await?)
+    };
+    let agent = match &proxy {
+        Some(proxy) => {
+            let (started, agent) = tokio::join!(sandbox.start_proxy(proxy), create_agent);
+            started?;
+            tracing::debug!(phase = "proxy ready");
+            agent?
+        }
+        None => create_agent.await?,
+    };
+    // Docker's order: attach before start (no output lost), wait after start.
+    let attached = engine.attach(&agent, DETACH_KEYS).await?;
+    tracing::debug!(phase = "agent created");
+    engine.start_container(&agent).await?;
+    tracing::debug!(phase = "agent started");
+    let exit = engine.wait_exit(&agent);
+    if tty {
+        let raw = RawMode::enable().map_err(Error::Terminal)?;
+        tokio::select! {
+            relayed = stdio::relay(attached) => relayed?,
+            () = terminal::follow_size(engine, &agent) => {}
+        }
+        drop(raw);
+    } else {
+        stdio::relay(attached).await?;
+    }
+    let code = exit.await?;
+    if let Some(proxy) = &proxy {
+        match sandbox.denied(proxy).await {
+            Ok(denied) => denied.summary().iter().for_each(|line| notice(line)),
+            Err(error) => notice(&format!(
+                "cannot read what the proxy blocked: {}",
+                chain(&error)
+            )),
+        }
+    }
+    Ok(ExitStatus::from_container_code(code))
+}

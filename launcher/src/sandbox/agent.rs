@@ -1,0 +1,342 @@
+//! The agent container: hardened, as the user, in the working directory, with the
+//! profile's mounts and environment, and cut off from the network in proxy mode.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+
+use super::config::SandboxConfig;
+use super::sidecar::PROXY_ALIAS;
+use super::{Sandbox, SandboxError, bind, hardened, volume};
+use crate::engine::ImageCommand;
+use crate::options::profile::Missing;
+use sandbox_policy::protocol::{self, BIN_DIR, PROXY_PORT, RUN_DIR};
+
+/// How the agent container reaches the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AgentNetwork {
+    /// The host's network (no proxy).
+    Host,
+    /// No network; the relay as PID 1 reaches the proxy through the shared volumes.
+    Relay {
+        run_volume: String,
+        bin_volume: String,
+    },
+    /// The per-run internal network, where the sidecar has the alias `proxy`.
+    Internal { network: String },
+}
+
+impl Sandbox<'_> {
+    /// Creates (does not start) the agent container for `config`, reaching the network
+    /// as `network` says; `image` is the image's own command, which the relay wraps.
+    ///
+    /// # Errors
+    ///
+    /// A mount source cannot be created, or the engine refuses the container.
+    pub(crate) async fn create_agent_container(
+        &self,
+        config: &SandboxConfig,
+        network: &AgentNetwork,
+        image: &ImageCommand,
+        tty: bool,
+    ) -> Result<String, SandboxError> {
+        for mount in &config.mounts {
+            if mount.missing == Missing::Create && !mount.source.exists() {
+                std::fs::create_dir_all(&mount.source).map_err(|source| {
+                    SandboxError::MountSource {
+                        path: mount.source.clone(),
+                        source,
+                    }
+                })?;
+            }
+        }
+        let body = agent_container_body(config, network, image, tty);
+        let id = self.create_container("agent", body).await?;
+        if let Ok(mut agent) = self.agent.lock() {
+            *agent = Some(id.clone());
+        }
+        Ok(id)
+    }
+}
+
+/// Read-only mounts of the allowlist over every place where it is visible read-write in
+/// the agent container (it usually lives in `~/.agents`, which pi's profile mounts): an
+/// agent must not widen its own policy, for a proxy that reloads it or for the next run.
+fn protect_allowlist(allowlist: &std::path::Path, mounts: &[Mount]) -> Vec<Mount> {
+    let source = allowlist.to_string_lossy();
+    mounts
+        .iter()
+        .filter(|m| m.read_only != Some(true) && m.typ == Some(MountType::BIND))
+        .filter_map(|m| {
+            let inner = allowlist.strip_prefix(m.source.as_deref()?).ok()?;
+            let target = std::path::Path::new(m.target.as_deref()?).join(inner);
+            Some(bind(&source, &target.to_string_lossy(), true))
+        })
+        .collect()
+}
+
+/// The environment that points HTTP clients (curl, Node, Java, ...) at the proxy.
+pub(crate) fn proxy_environment(host: &str, port: u16) -> Vec<String> {
+    let url = format!("http://{host}:{port}");
+    let no_proxy = "localhost,127.0.0.1";
+    let mut env: Vec<String> = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
+        .iter()
+        .map(|name| format!("{name}={url}"))
+        .collect();
+    env.extend([
+        format!("NO_PROXY={no_proxy}"),
+        format!("no_proxy={no_proxy}"),
+        "NODE_USE_ENV_PROXY=1".to_owned(),
+        format!(
+            "JAVA_TOOL_OPTIONS=-Dhttp.proxyHost={host} -Dhttp.proxyPort={port} -Dhttps.proxyHost={host} \
+             -Dhttps.proxyPort={port} -Dhttp.nonProxyHosts=localhost|127.0.0.1"
+        ),
+    ]);
+    env
+}
+
+/// The agent container's definition (pure, so its hardening is unit-tested). Its stdin is
+/// open (closed when the launcher's input ends); `tty` gives it a terminal.
+pub(crate) fn agent_container_body(
+    config: &SandboxConfig,
+    network: &AgentNetwork,
+    image: &ImageCommand,
+    tty: bool,
+) -> ContainerCreateBody {
+    let workdir = config.workdir.to_string_lossy().into_owned();
+    let mut mounts = vec![bind(&workdir, &workdir, false)];
+    mounts.extend(
+        config
+            .mounts
+            .iter()
+            .filter(|m| m.missing == Missing::Create || m.source.exists())
+            .map(|m| bind(&m.source.to_string_lossy(), &m.target, m.read_only)),
+    );
+    if let Some(allowlist) = &config.allowlist {
+        mounts.extend(protect_allowlist(allowlist, &mounts));
+    }
+    let mut env = config.env.clone();
+    let mut entrypoint = None;
+    let (network_mode, init) = match network {
+        AgentNetwork::Host => ("host".to_owned(), true),
+        AgentNetwork::Relay {
+            run_volume,
+            bin_volume,
+        } => {
+            mounts.push(volume(run_volume, RUN_DIR, true));
+            mounts.push(volume(bin_volume, BIN_DIR, true));
+            env.extend(proxy_environment("127.0.0.1", PROXY_PORT));
+            entrypoint = Some(protocol::relay_entrypoint(&image.entrypoint));
+            // The relay is PID 1: it reaps zombies and forwards signals itself.
+            ("none".to_owned(), false)
+        }
+        AgentNetwork::Internal { network } => {
+            env.extend(proxy_environment(PROXY_ALIAS, PROXY_PORT));
+            (network.clone(), true)
+        }
+    };
+    let limits = &config.limits;
+    ContainerCreateBody {
+        image: Some(config.image.name().to_owned()),
+        entrypoint,
+        cmd: Some(config.command.clone()),
+        env: Some(env),
+        user: Some(format!("{}:{}", config.user.0, config.user.1)),
+        working_dir: Some(workdir),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(tty),
+        host_config: Some(HostConfig {
+            network_mode: Some(network_mode),
+            init: Some(init),
+            mounts: Some(mounts),
+            readonly_rootfs: Some(config.read_only),
+            tmpfs: config.read_only.then(|| {
+                HashMap::from([("/tmp".to_owned(), "rw,nosuid,nodev,mode=1777".to_owned())])
+            }),
+            memory: limits.memory.and_then(|m| i64::try_from(m.bytes()).ok()),
+            nano_cpus: limits.cpus.and_then(|c| i64::try_from(c.nano_cpus()).ok()),
+            pids_limit: limits.pids.map(|p| i64::from(p.get())),
+            ..hardened()
+        }),
+        ..ContainerCreateBody::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::Options;
+    use crate::options::profile::Profile;
+    use crate::sandbox::config::Host;
+
+    fn config(args: Options) -> SandboxConfig {
+        let profile = Profile::lookup("pi", &Default::default()).unwrap();
+        let host = Host {
+            cwd: "/src/project".into(),
+            home: "/nonexistent-home".into(),
+            uid: 1234,
+            gid: 567,
+        };
+        SandboxConfig::new(
+            &args,
+            &profile,
+            vec!["pi".into(), "-p".into()],
+            &host,
+            |_| None,
+        )
+        .unwrap()
+    }
+
+    fn image() -> ImageCommand {
+        ImageCommand {
+            entrypoint: vec!["/usr/local/bin/agent-entrypoint".into()],
+            cmd: vec!["pi".into()],
+        }
+    }
+
+    #[test]
+    fn the_agent_container_is_hardened() {
+        let body = agent_container_body(
+            &config(Options::default()),
+            &AgentNetwork::Host,
+            &image(),
+            true,
+        );
+        let host = body.host_config.unwrap();
+        assert_eq!(body.user.as_deref(), Some("1234:567"));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_owned()])
+        );
+        assert_eq!(host.ipc_mode.as_deref(), Some("private"));
+        assert_eq!(host.init, Some(true));
+        assert_eq!(host.privileged, None);
+        assert_eq!(host.network_mode.as_deref(), Some("host"));
+        assert_eq!(body.working_dir.as_deref(), Some("/src/project"));
+        assert_eq!(
+            body.entrypoint, None,
+            "the image's entrypoint runs without the relay"
+        );
+        let mounts = host.mounts.unwrap();
+        assert!(
+            mounts
+                .iter()
+                .all(|m| m.source.as_deref() != Some("/var/run/docker.sock"))
+        );
+        assert_eq!(mounts[0].source.as_deref(), Some("/src/project"));
+        assert_eq!(mounts[0].target.as_deref(), Some("/src/project"));
+        assert_eq!(mounts[0].read_only, Some(false));
+        // ~/dotfiles is mounted only when present; the other four are created if missing.
+        assert_eq!(mounts.len(), 5);
+    }
+
+    #[test]
+    fn limits_and_read_only_root_reach_the_engine() {
+        let args = Options {
+            memory: "512m".parse().ok(),
+            cpus: "1.5".parse().ok(),
+            pids: "256".parse().ok(),
+            read_only: true,
+            ..Options::default()
+        };
+        let host = agent_container_body(&config(args), &AgentNetwork::Host, &image(), false)
+            .host_config
+            .unwrap();
+        assert_eq!(host.memory, Some(512 << 20));
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        assert_eq!(host.pids_limit, Some(256));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert!(host.tmpfs.unwrap().contains_key("/tmp"));
+    }
+
+    #[test]
+    fn relay_mode_has_no_network_and_wraps_the_image_entrypoint() {
+        let network = AgentNetwork::Relay {
+            run_volume: "run".into(),
+            bin_volume: "bin".into(),
+        };
+        let body = agent_container_body(&config(Options::default()), &network, &image(), false);
+        let entrypoint = body.entrypoint.unwrap();
+        assert_eq!(entrypoint[..2], [protocol::PROXY_BINARY, "relay"]);
+        assert_eq!(
+            entrypoint.last().map(String::as_str),
+            Some("/usr/local/bin/agent-entrypoint")
+        );
+        assert_eq!(body.cmd, Some(vec!["pi".to_owned(), "-p".to_owned()]));
+        let env = body.env.unwrap();
+        for expected in [
+            "HTTPS_PROXY=http://127.0.0.1:8888",
+            "http_proxy=http://127.0.0.1:8888",
+            "NO_PROXY=localhost,127.0.0.1",
+            "NODE_USE_ENV_PROXY=1",
+        ] {
+            assert!(env.iter().any(|e| e == expected), "{expected} missing");
+        }
+        assert!(
+            env.iter().any(
+                |e| e.starts_with("JAVA_TOOL_OPTIONS=") && e.contains("-Dhttps.proxyPort=8888")
+            )
+        );
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.init, Some(false));
+        let volumes: Vec<_> = host
+            .mounts
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.typ == Some(MountType::VOLUME))
+            .collect();
+        assert_eq!(volumes.len(), 2);
+        assert!(volumes.iter().all(|m| m.read_only == Some(true)));
+    }
+
+    #[test]
+    fn the_allowlist_is_read_only_wherever_a_mount_exposes_it() {
+        let mounts = vec![
+            bind("/home/a/.agents", "/home/piuser/.agents", false),
+            bind("/home/a", "/home/a", false),
+            bind("/home/a/.agents", "/ro/agents", true),
+            bind("/srv", "/srv", false),
+        ];
+        let protected =
+            protect_allowlist(std::path::Path::new("/home/a/.agents/allow.txt"), &mounts);
+        let targets: Vec<_> = protected
+            .iter()
+            .map(|m| (m.target.as_deref(), m.read_only))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                (Some("/home/piuser/.agents/allow.txt"), Some(true)),
+                (Some("/home/a/.agents/allow.txt"), Some(true))
+            ]
+        );
+        assert!(
+            protected
+                .iter()
+                .all(|m| m.source.as_deref() == Some("/home/a/.agents/allow.txt"))
+        );
+    }
+
+    #[test]
+    fn internal_network_mode_points_at_the_proxy_alias() {
+        let network = AgentNetwork::Internal {
+            network: "net".into(),
+        };
+        let body = agent_container_body(&config(Options::default()), &network, &image(), false);
+        assert!(
+            body.env
+                .unwrap()
+                .contains(&"HTTP_PROXY=http://proxy:8888".to_owned())
+        );
+        assert_eq!(
+            body.host_config.unwrap().network_mode.as_deref(),
+            Some("net")
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! The validated description of one sandbox: the merged options (flags over settings)
+//! checked against the host, before anything is built or started. Nothing downstream
+//! sees raw option strings, and every refusal happens here, early.
+
+use std::path::{Path, PathBuf};
+
+use sandbox_policy::{LoadError, Policy, PolicyOptions};
+
+use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
+use crate::options::profile::{Profile, ResolvedMount};
+use crate::options::{Isolation, Lang, Options};
+use crate::sandbox::images::{DEFAULT_BASE_IMAGE, ImageSpec};
+use crate::sandbox::labels;
+
+/// The allowlist used when none is given (the old wrapper's location).
+const DEFAULT_ALLOWLIST: &str = "~/.agents/proxy_allowed_domains.txt";
+/// The proxy sidecar image used when `--proxy-image` is not given.
+pub(crate) const DEFAULT_PROXY_IMAGE: &str = "agent-sandbox/proxy:latest";
+
+/// Why the options do not describe a sandbox the launcher will start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// Proxy mode without an allowlist file.
+    #[error(
+        "allowlist file {path} does not exist: create it (one domain per line, `*.example.com` \
+         for a domain and its subdomains) or pass --allowed-domains FILE"
+    )]
+    MissingAllowlist {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The allowlist file has invalid entries (the cause names each line and reason).
+    #[error("invalid allowlist")]
+    InvalidAllowlist(#[source] LoadError),
+    /// The working directory is the home directory or `/`.
+    #[error(
+        "refusing to mount {path} into the sandbox as the working directory (it exposes everything below it); run from a project directory or pass --force"
+    )]
+    BroadWorkdir { path: PathBuf },
+    /// The working directory cannot be determined.
+    #[error("cannot determine the current directory")]
+    Workdir(#[source] std::io::Error),
+    /// The home directory is unknown.
+    #[error("cannot determine the home directory (HOME is not set)")]
+    NoHome,
+    /// A `--label` is not `KEY=VALUE`.
+    #[error("invalid label {0:?}: expected KEY=VALUE")]
+    Label(String),
+}
+
+/// Facts about the host the configuration depends on (passed in, so tests choose them).
+#[derive(Debug, Clone)]
+pub(crate) struct Host {
+    pub(crate) cwd: PathBuf,
+    pub(crate) home: PathBuf,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+impl Host {
+    /// This process's host facts.
+    ///
+    /// # Errors
+    ///
+    /// The current or home directory is unknown.
+    pub(crate) fn current() -> Result<Self, ConfigError> {
+        Ok(Self {
+            cwd: std::env::current_dir().map_err(ConfigError::Workdir)?,
+            home: std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .ok_or(ConfigError::NoHome)?,
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+        })
+    }
+
+    /// `path` with a leading `~/` replaced by the home directory.
+    pub(crate) fn expand(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix("~") {
+            Ok(rest) => self.home.join(rest),
+            Err(_) => path.to_owned(),
+        }
+    }
+}
+
+/// The image the agent container runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AgentImage {
+    /// An image given by name (`--image`, or the profile's `image`).
+    Given(String),
+    /// The agent image built from the embedded Dockerfile.
+    Built(ImageSpec),
+}
+
+impl AgentImage {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            AgentImage::Given(name) => name,
+            AgentImage::Built(spec) => &spec.tag,
+        }
+    }
+}
+
+/// Proxy mode's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProxyConfig {
+    /// The allowlist file (absolute, existing).
+    pub(crate) allowlist: PathBuf,
+    pub(crate) image: String,
+    /// An existing network for the sidecar's egress, instead of a per-run bridge.
+    pub(crate) egress_network: Option<String>,
+    /// How the agent container is cut off from the network.
+    pub(crate) isolation: Isolation,
+}
+
+/// Resource limits for the agent container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) memory: Option<MemoryLimit>,
+    pub(crate) cpus: Option<CpuLimit>,
+    pub(crate) pids: Option<PidsLimit>,
+}
+
+/// One sandbox, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SandboxConfig {
+    /// Proxy mode, or `None` for the host network.
+    pub(crate) proxy: Option<ProxyConfig>,
+    /// The allowlist file, when it exists (also outside proxy mode: the agent container
+    /// sees it read-only, so that it cannot widen a later run's policy).
+    pub(crate) allowlist: Option<PathBuf>,
+    pub(crate) image: AgentImage,
+    /// Rebuild the images even when up to date.
+    pub(crate) rebuild: bool,
+    /// The working directory, mounted at the same path.
+    pub(crate) workdir: PathBuf,
+    /// The UID and GID the agent runs as.
+    pub(crate) user: (u32, u32),
+    /// Host paths mounted besides the working directory.
+    pub(crate) mounts: Vec<ResolvedMount>,
+    /// The agent's environment (`NAME=value`).
+    pub(crate) env: Vec<String>,
+    /// The command run in the container.
+    pub(crate) command: Vec<String>,
+    pub(crate) limits: Limits,
+    /// Mount the root filesystem read-only.
+    pub(crate) read_only: bool,
+    /// Extra labels for every object.
+    pub(crate) extra_labels: Vec<(String, String)>,
+}
+
+impl SandboxConfig {
+    /// Validates merged options for running `command` with `profile`'s mounts and
+    /// environment on `host`; `host_var` reads the host's environment.
+    ///
+    /// # Errors
+    ///
+    /// See [`ConfigError`]: the checks are made here, before anything is built or started.
+    pub(crate) fn new(
+        args: &Options,
+        profile: &Profile,
+        command: Vec<String>,
+        host: &Host,
+        host_var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let extra_labels = labels::parse_extra(&args.labels).map_err(ConfigError::Label)?;
+        let workdir = host.cwd.clone();
+        if !args.force && (workdir == host.home || workdir.parent().is_none()) {
+            return Err(ConfigError::BroadWorkdir { path: workdir });
+        }
+        let wanted = host.expand(
+            args.allowed_domains
+                .as_deref()
+                .unwrap_or(Path::new(DEFAULT_ALLOWLIST)),
+        );
+        let allowlist = match std::fs::canonicalize(&wanted) {
+            Ok(path) => Some(path),
+            Err(source) if args.proxy => {
+                return Err(ConfigError::MissingAllowlist {
+                    path: wanted,
+                    source,
+                });
+            }
+            Err(_) => None,
+        };
+        if let Some(path) = allowlist.as_deref().filter(|_| args.proxy) {
+            // Checked here, before anything starts, with the proxy's own loader; the
+            // options and the generation number do not change whether an entry is valid.
+            Policy::load(path, &PolicyOptions::default(), 1)
+                .map_err(ConfigError::InvalidAllowlist)?;
+        }
+        let proxy = allowlist
+            .clone()
+            .filter(|_| args.proxy)
+            .map(|allowlist| ProxyConfig {
+                allowlist,
+                image: args
+                    .proxy_image
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_PROXY_IMAGE.to_owned()),
+                egress_network: args.egress_network.clone(),
+                isolation: args.isolation,
+            });
+        let image = match args.image.clone().or_else(|| profile.image.clone()) {
+            Some(name) => AgentImage::Given(name),
+            None => AgentImage::Built(ImageSpec::agent(
+                args.lang.unwrap_or(Lang::Base),
+                args.base_image.as_deref().unwrap_or(DEFAULT_BASE_IMAGE),
+            )),
+        };
+        Ok(Self {
+            proxy,
+            allowlist,
+            image,
+            rebuild: args.rebuild,
+            workdir,
+            user: (host.uid, host.gid),
+            mounts: profile.resolve_mounts(&host.home),
+            env: profile.environment(host_var),
+            command,
+            limits: Limits {
+                memory: args.memory,
+                cpus: args.cpus,
+                pids: args.pids,
+            },
+            read_only: args.read_only,
+            extra_labels,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn pi() -> Profile {
+        Profile::lookup("pi", &BTreeMap::new()).unwrap()
+    }
+
+    fn host(cwd: &str) -> Host {
+        Host {
+            cwd: cwd.into(),
+            home: "/home/alice".into(),
+            uid: 1000,
+            gid: 1000,
+        }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn config(args: &Options, cwd: &str) -> Result<SandboxConfig, ConfigError> {
+        SandboxConfig::new(args, &pi(), vec!["pi".into()], &host(cwd), no_env)
+    }
+
+    #[test]
+    fn a_missing_allowlist_is_refused_in_proxy_mode_only() {
+        let args = Options {
+            proxy: true,
+            allowed_domains: Some("/nonexistent/allow.txt".into()),
+            ..Options::default()
+        };
+        let error = config(&args, "/home/alice/project").unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::MissingAllowlist { path, .. } if path == Path::new("/nonexistent/allow.txt"))
+        );
+        assert!(error.to_string().contains("--allowed-domains"));
+        let default = Options {
+            proxy: true,
+            ..Options::default()
+        };
+        let error = config(&default, "/home/alice/project").unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::MissingAllowlist { path, .. } if path == Path::new("/home/alice/.agents/proxy_allowed_domains.txt"))
+        );
+        assert!(
+            config(
+                &Options {
+                    proxy: false,
+                    ..args
+                },
+                "/home/alice/project"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_existing_allowlist_and_proxy_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("allow.txt");
+        std::fs::write(&file, "example.com\n").unwrap();
+        let args = Options {
+            proxy: true,
+            allowed_domains: Some(file.clone()),
+            ..Options::default()
+        };
+        let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
+        assert_eq!(proxy.allowlist, std::fs::canonicalize(&file).unwrap());
+        assert_eq!(proxy.image, DEFAULT_PROXY_IMAGE);
+        assert_eq!(proxy.isolation, Isolation::NoNetwork);
+        assert_eq!(proxy.egress_network, None);
+    }
+
+    #[test]
+    fn an_invalid_allowlist_is_refused_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("allow.txt");
+        std::fs::write(&file, "example.com\nexa mple.com\n").unwrap();
+        let args = Options {
+            proxy: true,
+            allowed_domains: Some(file.clone()),
+            ..Options::default()
+        };
+        let error = config(&args, "/home/alice/project").unwrap_err();
+        let chain = crate::report::chain(&error);
+        assert!(matches!(error, ConfigError::InvalidAllowlist(_)), "{chain}");
+        assert!(
+            chain.contains(&*file.to_string_lossy()) && chain.contains(":2"),
+            "{chain}"
+        );
+    }
+
+    #[test]
+    fn home_and_root_are_refused_as_workdir_unless_forced() {
+        for cwd in ["/home/alice", "/"] {
+            assert!(
+                matches!(
+                    config(&Options::default(), cwd),
+                    Err(ConfigError::BroadWorkdir { .. })
+                ),
+                "{cwd}"
+            );
+            let forced = Options {
+                force: true,
+                ..Options::default()
+            };
+            assert_eq!(config(&forced, cwd).unwrap().workdir, Path::new(cwd));
+        }
+        assert!(config(&Options::default(), "/home/alice/src").is_ok());
+    }
+
+    #[test]
+    fn the_image_is_given_or_built_for_the_variant() {
+        let built = config(
+            &Options {
+                lang: Some(Lang::Go),
+                ..Options::default()
+            },
+            "/w",
+        )
+        .unwrap();
+        assert_eq!(built.image.name(), "agent-sandbox/agent:go");
+        let given = config(
+            &Options {
+                image: Some("test:1".into()),
+                ..Options::default()
+            },
+            "/w",
+        )
+        .unwrap();
+        assert_eq!(given.image, AgentImage::Given("test:1".into()));
+    }
+
+    #[test]
+    fn user_mounts_env_and_labels_come_through() {
+        let args = Options {
+            labels: vec!["agent-sandbox.test=1".into()],
+            read_only: true,
+            ..Options::default()
+        };
+        let config = config(&args, "/w").unwrap();
+        assert_eq!(config.user, (1000, 1000));
+        assert_eq!(config.mounts.len(), 5);
+        assert!(config.env.contains(&"PI_TELEMETRY=false".to_owned()));
+        assert_eq!(
+            config.extra_labels,
+            [("agent-sandbox.test".to_owned(), "1".to_owned())]
+        );
+        assert!(config.read_only && config.proxy.is_none());
+        let bad = Options {
+            labels: vec!["oops".into()],
+            ..Options::default()
+        };
+        assert!(matches!(
+            SandboxConfig::new(&bad, &pi(), vec![], &host("/w"), no_env),
+            Err(ConfigError::Label(_))
+        ));
+    }
+}

@@ -1,0 +1,159 @@
+//! The sandbox of one run, in domain verbs: its validated description ([`config`]), the
+//! images ([`images`]), the session labels on everything it creates ([`labels`],
+//! [`liveness`]), the proxy sidecar ([`sidecar`]), the hardened agent container
+//! ([`agent`]), and teardown in reverse order on every path ([`teardown`]).
+
+mod agent;
+pub(crate) mod config;
+pub(crate) mod denied;
+pub mod images;
+pub(crate) mod labels;
+pub(crate) mod liveness;
+mod sidecar;
+pub(crate) mod teardown;
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+
+use crate::engine::{Engine, EngineError};
+use labels::Session;
+use teardown::Resource;
+
+pub(crate) use agent::AgentNetwork;
+
+/// Why the sandbox could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SandboxError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A mount source could not be created.
+    #[error("cannot create {path} to mount it into the sandbox")]
+    MountSource {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sidecar exited before it was ready.
+    #[error("the proxy sidecar exited before it was ready; its output:\n{logs}")]
+    ProxyExited { logs: String },
+    /// The sidecar did not become ready in time.
+    #[error("the proxy sidecar was not ready after {timeout:?}; its output:\n{logs}")]
+    ProxyTimeout { timeout: Duration, logs: String },
+}
+
+/// The objects of one run.
+pub(crate) struct Sandbox<'a> {
+    engine: &'a Engine,
+    session: &'a Session,
+    // Interior mutability so that a signal can reach the agent while the run goes on;
+    // the locks are never held across an await.
+    created: Mutex<Vec<Resource>>,
+    agent: Mutex<Option<String>>,
+}
+
+impl<'a> Sandbox<'a> {
+    pub(crate) fn new(engine: &'a Engine, session: &'a Session) -> Self {
+        Self {
+            engine,
+            session,
+            created: Mutex::new(Vec::new()),
+            agent: Mutex::new(None),
+        }
+    }
+
+    fn record(&self, resource: Resource) {
+        self.created
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(resource);
+    }
+
+    /// Whether the agent container exists yet.
+    pub(crate) fn has_agent(&self) -> bool {
+        self.agent.lock().is_ok_and(|agent| agent.is_some())
+    }
+
+    /// Creates a per-run network with `role` (`internal`: no route out).
+    async fn create_network(&self, role: &str, internal: bool) -> Result<String, EngineError> {
+        let name = self.session.name(role);
+        let id = self
+            .engine
+            .create_network(&name, internal, &self.session.labels(role))
+            .await?;
+        self.record(Resource::Network(id));
+        Ok(name)
+    }
+
+    /// Creates a per-run volume with `role`.
+    async fn create_volume(&self, role: &str) -> Result<String, EngineError> {
+        let name = self.session.name(role);
+        self.engine
+            .create_volume(&name, &self.session.labels(role))
+            .await?;
+        self.record(Resource::Volume(name.clone()));
+        Ok(name)
+    }
+
+    /// Creates a container with `role`; it is recorded for teardown at once.
+    async fn create_container(
+        &self,
+        role: &str,
+        mut body: ContainerCreateBody,
+    ) -> Result<String, EngineError> {
+        body.labels = Some(self.session.labels(role));
+        let id = self
+            .engine
+            .create_container(&self.session.name(role), body)
+            .await?;
+        self.record(Resource::Container(id.clone()));
+        Ok(id)
+    }
+
+    /// Passes `signal` (a name such as `SIGTERM`) on to the agent container, if it exists.
+    pub(crate) async fn signal_agent(&self, signal: &str) {
+        let agent = self.agent.lock().ok().and_then(|agent| agent.clone());
+        if let Some(agent) = agent
+            && let Err(error) = self.engine.kill_container(&agent, signal).await
+        {
+            tracing::debug!(error = %crate::report::chain(&error), "cannot signal the agent");
+        }
+    }
+
+    /// Removes everything this sandbox created, in reverse order; returns the failures.
+    pub(crate) async fn teardown(self) -> Vec<EngineError> {
+        let created = self
+            .created
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        teardown::remove_all(self.engine, created).await
+    }
+}
+
+/// The settings both containers share: no capabilities, no privilege gain, private IPC.
+fn hardened() -> HostConfig {
+    HostConfig {
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        security_opt: Some(vec!["no-new-privileges".to_owned()]),
+        ipc_mode: Some("private".to_owned()),
+        ..HostConfig::default()
+    }
+}
+
+fn bind(source: &str, target: &str, read_only: bool) -> Mount {
+    Mount {
+        typ: Some(MountType::BIND),
+        source: Some(source.to_owned()),
+        target: Some(target.to_owned()),
+        read_only: Some(read_only),
+        ..Mount::default()
+    }
+}
+
+fn volume(name: &str, target: &str, read_only: bool) -> Mount {
+    Mount {
+        typ: Some(MountType::VOLUME),
+        ..bind(name, target, read_only)
+    }
+}

@@ -1,0 +1,15 @@
+//! The launcher end to end, through the real binary (`CARGO_BIN_EXE_agent-sandbox`) and
+//! the real Docker engine, one test binary: sandboxed runs ([`sandbox`]), the
+//! interactive terminal ([`terminal`]) and image builds ([`images`]). Shared helpers are
+//! in [`support`]; Docker helpers come from the `agent-sandbox-e2e` crate.
+//!
+//! Everything a run creates carries its scope's labels (`--label`), so the scope removes
+//! it even when a test fails.
+
+// Helpers outside `#[test]` functions fail the calling test by panicking.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
+
+mod images;
+mod sandbox;
+mod support;
+mod terminal;

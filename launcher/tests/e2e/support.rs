@@ -1,0 +1,115 @@
+//! What the launcher's end-to-end tests share: a [`Launcher`] fixture (a scope, a home,
+//! a working directory, the engine to itself) and a [`run`] that shows what a launcher
+//! invocation printed. Docker helpers (scopes, test images, upstreams, waiting) come
+//! from the `agent-sandbox-e2e` crate.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use agent_sandbox_e2e::{Scope, as_user, debian_image, docker_scope};
+
+/// The UID and GID the non-root runs use.
+pub const USER: u32 = 4321;
+
+/// Serialises the launcher runs of this binary: each run starts with a `gc`, which must
+/// not race with a test that inspects leftovers on purpose.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Launcher invocations in a scope: their own home (settings, profile mounts), working
+/// directory and runtime directory, the scope's labels, the test images. Only one exists
+/// at a time (see [`ONE_AT_A_TIME`]).
+pub struct Launcher {
+    pub scope: Scope,
+    pub home: PathBuf,
+    pub work: PathBuf,
+    /// `XDG_RUNTIME_DIR`, where the browser hand-off channels go.
+    pub runtime: PathBuf,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Launcher {
+    /// The fixture of a Docker test, or `None` (after a loud skip; a failure under CI)
+    /// when no Docker engine answers. Waits for the other tests' launchers to finish.
+    pub fn start() -> Option<Self> {
+        let serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        let scope = docker_scope()?;
+        Some(Self {
+            home: scope.subdir("home"),
+            work: scope.subdir("work"),
+            runtime: scope.subdir("run"),
+            scope,
+            _serial: serial,
+        })
+    }
+
+    /// Hands the home, working and runtime directories to [`USER`].
+    pub fn owned_by_user(self) -> Self {
+        for dir in [&self.home, &self.work, &self.runtime, self.scope.dir()] {
+            std::os::unix::fs::chown(dir, Some(USER), Some(USER)).unwrap();
+        }
+        self
+    }
+
+    /// `program` (the launcher, or a link to it) in the working directory, with this
+    /// home, settings and runtime directory, the default engine and no input.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.work)
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_RUNTIME_DIR", &self.runtime)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `agent-sandbox ARGS`.
+    pub fn launcher(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(launcher_binary());
+        cmd.args(args);
+        cmd
+    }
+
+    /// `agent-sandbox shell --image DEBIAN [labels] [options] -- command...`.
+    pub fn shell(&self, options: &[impl AsRef<OsStr>], command: &[&str]) -> Command {
+        let mut cmd = self.launcher(&["shell", "--image", debian_image()]);
+        cmd.args(self.scope.label_args())
+            .args(options)
+            .arg("--")
+            .args(command);
+        cmd
+    }
+
+    /// The same, run as [`USER`] with access to the engine's socket.
+    pub fn shell_as_user(&self, options: &[impl AsRef<OsStr>], command: &[&str]) -> Command {
+        let mut cmd = as_user(&self.shell(options, command), USER);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+}
+
+/// The launcher binary cargo built for these tests.
+pub fn launcher_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_agent-sandbox"))
+}
+
+/// Runs `command` to its end and prints what it printed (shown when the test fails).
+pub fn run(mut command: Command) -> Output {
+    let output = command.output().unwrap();
+    eprintln!(
+        "--- {:?} exited {:?}\n--- stdout:\n{}--- stderr:\n{}",
+        command.get_args().collect::<Vec<_>>(),
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Its standard output, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

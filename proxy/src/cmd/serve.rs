@@ -1,0 +1,153 @@
+//! Running the proxy server from a validated configuration.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use sandbox_policy::{
+    LoadError, Policy,
+    protocol::{self, ListenAddr},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::config::ServeConfig;
+use crate::cmd::exit::Exit;
+use crate::live::PolicyStore;
+use crate::live::reload::{ReloadStatus, Reloader};
+use crate::net::dial::{Dialer, OwnAddresses};
+use crate::net::listen::Listener;
+use crate::net::resolve::{ResolveError, Resolver};
+use crate::ops::admin::{self, AdminState};
+use crate::ops::telemetry::Telemetry;
+use crate::server::Server;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServeError {
+    /// The allowlist could not be loaded; the proxy never starts without a valid one.
+    #[error(transparent)]
+    Allowlist(#[from] LoadError),
+    /// A listening address could not be bound.
+    #[error("cannot listen on {address}")]
+    Listen {
+        address: ListenAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The system resolver could not be set up.
+    #[error(transparent)]
+    Resolver(#[from] ResolveError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+    /// The management address could not be bound.
+    #[error("cannot listen on the management address {address}")]
+    Admin {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ServeError {
+    /// The exit code for this failure.
+    pub(crate) fn exit(&self) -> Exit {
+        match self {
+            ServeError::Allowlist(_) => Exit::InvalidAllowlist,
+            ServeError::Listen { .. } | ServeError::Admin { .. } => Exit::Listen,
+            ServeError::Resolver(_) => Exit::Resolver,
+            ServeError::Signals(_) => Exit::Internal,
+        }
+    }
+}
+
+/// Loads the policy, binds every listener, announces readiness on stdout, and serves
+/// until SIGTERM or SIGINT, reloading the policy on SIGHUP and file changes.
+pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let policy = Policy::load(&config.policy.allowlist, &config.policy.options, 1)?;
+    tracing::info!(
+        allowlist = %config.policy.allowlist.display(),
+        entries = policy.allowlist().len(),
+        policy_generation = policy.generation(),
+        policy_sha256 = policy.sha256(),
+        "policy loaded"
+    );
+    crate::ops::lint::log_findings(&config.policy.allowlist, policy.allowlist());
+    let telemetry = Arc::new(Telemetry::default());
+    telemetry.policy(policy.generation(), policy.allowlist().len());
+    let resolver = Resolver::system(config.pins)?;
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    for address in &config.listen {
+        let listener = Listener::bind(address)
+            .await
+            .map_err(|source| ServeError::Listen {
+                address: address.clone(),
+                source,
+            })?;
+        match listener.local_tcp_addr() {
+            Some(bound) => tracing::info!(address = %bound, "listening"),
+            None => tracing::info!(%address, "listening"),
+        }
+        listeners.push(listener);
+    }
+    let store = PolicyStore::new(policy);
+    let reloads = Arc::new(ReloadStatus::default());
+    let background = CancellationToken::new();
+    let _stop_background = background.clone().drop_guard();
+    if let Some(address) = config.admin {
+        let admin = TcpListener::bind(address)
+            .await
+            .map_err(|source| ServeError::Admin { address, source })?;
+        let bound = admin.local_addr().unwrap_or(address);
+        tracing::info!(address = %bound, "management listening");
+        let state = Arc::new(AdminState {
+            policy: store.clone(),
+            telemetry: telemetry.clone(),
+            reloads: reloads.clone(),
+            source: config.policy.allowlist.clone(),
+        });
+        tokio::spawn(admin::serve(admin, state, background.clone()));
+    }
+    let reloader = Reloader::new(
+        config.policy.allowlist.clone(),
+        config.policy.options.clone(),
+        store.clone(),
+        telemetry.clone(),
+        reloads,
+    );
+    reloader.spawn(background.clone());
+    let own = OwnAddresses::new(
+        listeners
+            .iter()
+            .filter_map(Listener::local_tcp_addr)
+            .collect(),
+    );
+    let dialer = Dialer::new(resolver, config.limits.connect_timeout, own);
+    let server = Server::new(store, dialer, config.limits, telemetry);
+    // Handlers are installed before readiness is announced, so a supervisor may stop
+    // the proxy as soon as it is ready.
+    let shutdown = shutdown_signal()?;
+    announce_ready();
+    server.run(listeners, shutdown).await;
+    Ok(())
+}
+
+/// Tells a supervisor (the launcher follows our stdout) that the proxy accepts requests.
+fn announce_ready() {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", protocol::READY_LINE);
+    let _ = stdout.flush();
+}
+
+/// A future completing on SIGTERM or SIGINT (handlers installed now).
+fn shutdown_signal() -> Result<impl Future<Output = ()>, ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
