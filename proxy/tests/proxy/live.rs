@@ -118,3 +118,37 @@ async fn file_changes_reload_and_invalid_files_keep_the_last_good_policy() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn reading_the_allowlist_does_not_reload_it() {
+    let scratch = Scratch::new();
+    let file = scratch.file("allow.txt", "a.test\n");
+    let store = PolicyStore::new(Policy::load(&file, &PolicyOptions::default(), 1).unwrap());
+    let status_board = Arc::new(ReloadStatus::default());
+    let reloader = Reloader::new(
+        file.clone(),
+        PolicyOptions::default(),
+        store.clone(),
+        Arc::new(Telemetry::default()),
+        status_board.clone(),
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = reloader.spawn(stop.clone());
+
+    // Opening and reading the file (as every reload does) is not a change. Before,
+    // each reload's own read triggered the next one, several times a second, forever.
+    for _ in 0..3 {
+        std::fs::read(&file).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status_board.latest(), None, "reloaded without a change");
+
+    std::fs::write(&file, "a.test\nb.test\n").unwrap();
+    eventually("the changed file is in force", || async {
+        (store.current().generation() == 2).then_some(())
+    })
+    .await;
+
+    stop.cancel();
+    task.await.unwrap();
+}
