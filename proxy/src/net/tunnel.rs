@@ -17,7 +17,7 @@ use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
@@ -126,7 +126,7 @@ impl Counters {
 }
 
 /// Relays until both directions are closed, an error occurs, or nothing moves for `idle`;
-/// bytes are counted in `moved` as they go.
+/// bytes are counted in `moved` as they go. The caller closes both sockets then.
 pub(crate) async fn relay<C: Socket, U: Socket>(
     client: &C,
     upstream: &U,
@@ -135,10 +135,18 @@ pub(crate) async fn relay<C: Socket, U: Socket>(
 ) -> TunnelEnd {
     let started = Instant::now();
     let activity = Activity::default();
+    let one_ended = AtomicBool::new(false);
     let both = async {
         tokio::try_join!(
-            pump(client, upstream, &activity, started, &moved.up),
-            pump(upstream, client, &activity, started, &moved.down)
+            pump(client, upstream, &activity, started, &moved.up, &one_ended),
+            pump(
+                upstream,
+                client,
+                &activity,
+                started,
+                &moved.down,
+                &one_ended
+            )
         )
     };
     tokio::select! {
@@ -164,13 +172,16 @@ pub(crate) async fn write_all<S: Socket>(to: &S, mut bytes: &[u8]) -> io::Result
     Ok(())
 }
 
-/// Copies `from` to `to` until end of stream, then half-closes `to`.
+/// Copies `from` to `to` until end of stream, then half-closes `to`, unless the other
+/// direction ended first: then the relay is over, and the caller's close of `to` sends
+/// the end of stream (one system call less).
 async fn pump<F: Socket, T: Socket>(
     from: &F,
     to: &T,
     activity: &Activity,
     started: Instant,
     total: &AtomicU64,
+    one_ended: &AtomicBool,
 ) -> io::Result<()> {
     let mut bulk: Option<SplicePipe> = None;
     loop {
@@ -181,6 +192,9 @@ async fn pump<F: Socket, T: Socket>(
         };
         match moved {
             Ok(0) => {
+                if one_ended.swap(true, Ordering::Relaxed) {
+                    return Ok(());
+                }
                 // Half-close: the peer may still be sending the other way.
                 return match socket2::SockRef::from(to).shutdown(Shutdown::Write) {
                     Err(err) if err.kind() != io::ErrorKind::NotConnected => Err(err),
