@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sandbox_policy::lint::lint;
 use sandbox_policy::{LoadError, Policy, PolicyOptions};
 
 use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
@@ -113,6 +114,9 @@ pub(crate) struct ProxyConfig {
     pub(crate) egress_network: Option<String>,
     /// How the agent container is cut off from the network.
     pub(crate) isolation: Isolation,
+    /// The allowlist's lint warnings (`FILE:LINE:COL: message`), shown before the run:
+    /// the sidecar is built without the public-suffix data, so they are given here.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Resource limits for the agent container.
@@ -185,17 +189,23 @@ impl SandboxConfig {
             }
             Err(_) => None,
         };
+        let mut warnings = Vec::new();
         if let Some(path) = allowlist.as_deref().filter(|_| args.proxy) {
             // Checked here, before anything starts, with the proxy's own loader; the
             // options and the generation number do not change whether an entry is valid.
-            Policy::load(path, &PolicyOptions::default(), 1)
+            let policy = Policy::load(path, &PolicyOptions::default(), 1)
                 .map_err(ConfigError::InvalidAllowlist)?;
+            warnings = lint(policy.allowlist())
+                .iter()
+                .map(|finding| format!("{}:{finding}", path.display()))
+                .collect();
         }
         let proxy = allowlist
             .clone()
             .filter(|_| args.proxy)
             .map(|allowlist| ProxyConfig {
                 allowlist,
+                warnings,
                 image: args
                     .proxy_image
                     .clone()
@@ -322,6 +332,31 @@ mod tests {
         assert!(
             chain.contains(&*file.to_string_lossy()) && chain.contains(":2"),
             "{chain}"
+        );
+    }
+
+    #[test]
+    fn allowlist_lint_warnings_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("allow.txt");
+        std::fs::write(&file, "*.github.io\nexample.com\nexample.com\n").unwrap();
+        let args = Options {
+            proxy: true,
+            allowed_domains: Some(file.clone()),
+            ..Options::default()
+        };
+        let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
+        let file = std::fs::canonicalize(&file).unwrap();
+        let [suffix, duplicate] = &proxy.warnings[..] else {
+            panic!("{:?}", proxy.warnings);
+        };
+        assert!(
+            suffix.starts_with(&format!("{}:1:", file.display())) && suffix.contains("github.io"),
+            "{suffix}"
+        );
+        assert!(
+            duplicate.starts_with(&format!("{}:3:", file.display())),
+            "{duplicate}"
         );
     }
 
