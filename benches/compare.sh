@@ -59,8 +59,9 @@ outside() {
   log "building loadgen and sandbox-proxy (release)"
   (cd "$root" && cargo build --release -q -p sandbox-benches --bin loadgen)
   if [[ -z ${SANDBOX_PROXY:-} ]]; then
+    # The musl build as the sidecar image has it (scripts/build-proxy-image.sh).
     (cd "$root" && cargo build --release -q -p sandbox-proxy --bin sandbox-proxy \
-      ${musl_target:+--target "$musl_target"})
+      ${musl_target:+--target "$musl_target" --no-default-features})
   fi
   mkdir -p "$OUT"
   exec unshare --mount --net --propagation private -- "$0" --inside
