@@ -299,16 +299,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_existing_allowlist_and_proxy_defaults() {
+    /// Proxy-mode options with an allowlist file holding `contents`, in a directory that
+    /// lives as long as the first value.
+    fn proxied(contents: &str) -> (tempfile::TempDir, PathBuf, Options) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("allow.txt");
-        std::fs::write(&file, "example.com\n").unwrap();
+        std::fs::write(&file, contents).unwrap();
         let args = Options {
             proxy: true,
             allowed_domains: Some(file.clone()),
             ..Options::default()
         };
+        (dir, file, args)
+    }
+
+    #[test]
+    fn an_existing_allowlist_and_proxy_defaults() {
+        let (_dir, file, args) = proxied("example.com\n");
         let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
         assert_eq!(proxy.allowlist, std::fs::canonicalize(&file).unwrap());
         assert_eq!(proxy.image, DEFAULT_PROXY_IMAGE);
@@ -318,14 +325,7 @@ mod tests {
 
     #[test]
     fn an_invalid_allowlist_is_refused_with_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("allow.txt");
-        std::fs::write(&file, "example.com\nexa mple.com\n").unwrap();
-        let args = Options {
-            proxy: true,
-            allowed_domains: Some(file.clone()),
-            ..Options::default()
-        };
+        let (_dir, file, args) = proxied("example.com\nexa mple.com\n");
         let error = config(&args, "/home/alice/project").unwrap_err();
         let chain = crate::report::chain(&error);
         assert!(matches!(error, ConfigError::InvalidAllowlist(_)), "{chain}");
@@ -337,14 +337,7 @@ mod tests {
 
     #[test]
     fn allowlist_lint_warnings_name_the_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("allow.txt");
-        std::fs::write(&file, "*.github.io\nexample.com\nexample.com\n").unwrap();
-        let args = Options {
-            proxy: true,
-            allowed_domains: Some(file.clone()),
-            ..Options::default()
-        };
+        let (_dir, file, args) = proxied("*.github.io\nexample.com\nexample.com\n");
         let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
         let file = std::fs::canonicalize(&file).unwrap();
         let [suffix, duplicate] = &proxy.warnings[..] else {
