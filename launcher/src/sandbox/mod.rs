@@ -4,12 +4,14 @@
 //! ([`agent`]), and teardown in reverse order on every path ([`teardown`]).
 
 mod agent;
+pub(crate) mod checkout;
 pub(crate) mod config;
 pub(crate) mod denied;
 pub mod images;
 pub(crate) mod labels;
 pub(crate) mod liveness;
 mod sidecar;
+pub(crate) mod sidecar_image;
 pub(crate) mod teardown;
 
 use std::sync::{Mutex, PoisonError};

@@ -1,7 +1,8 @@
 //! The launcher end to end, through the real binary (`CARGO_BIN_EXE_agent-sandbox`) and
 //! the real Docker engine, one test binary: sandboxed runs ([`sandbox`]), the
-//! interactive terminal ([`terminal`]) and image builds ([`images`]). Shared helpers are
-//! in [`support`]; Docker helpers come from the `agent-sandbox-e2e` crate.
+//! interactive terminal ([`terminal`]), image builds ([`images`]) and the first run
+//! without a sidecar image ([`first_run`]). Shared helpers are in [`support`] and
+//! [`pty`]; Docker helpers come from the `agent-sandbox-e2e` crate.
 //!
 //! Everything a run creates carries its scope's labels (`--label`), so the scope removes
 //! it even when a test fails.
@@ -9,7 +10,9 @@
 // Helpers outside `#[test]` functions fail the calling test by panicking.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
+mod first_run;
 mod images;
+mod pty;
 mod sandbox;
 mod support;
 mod terminal;
