@@ -8,8 +8,14 @@
 # WINDOW (per test, default 3s), FILTER_SIZES (default "1 1000 10000 100000"),
 # TESTS (loadgen's --tests for the main run, default all but filter),
 # OUT (default target/bench-compare), SANDBOX_PROXY (binary to measure, default the
-# release build), PERF=1 (record `perf record -g` of each proxy's main run into
-# $OUT/perf-SYSTEM.data, flags in PERF_ARGS; build with symbols for it, see the README).
+# static musl release build that the sidecar image ships; BUILD=glibc for the host
+# build), PERF=1 (record `perf record -g` of each proxy's main run into
+# $OUT/perf-SYSTEM.data, flags in PERF_ARGS; build with symbols for it, see the README),
+# STRACE=1 (count each proxy's system calls during its main run, `strace -c -f`, into
+# $OUT/strace-SYSTEM.txt; it slows the proxy, so the run's other numbers do not count),
+# LOGGING ("off", the default: every proxy logs errors only, its cheapest configuration;
+# "on": each logs every request, sandbox-proxy at its default level as users run it,
+# tinyproxy at LogLevel Connect, Squid with its access log).
 #
 # Everything runs inside a private mount and network namespace: the test names resolve
 # to loopback through a generated hosts file bind-mounted over /etc/hosts there only,
@@ -19,6 +25,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SYSTEMS=${SYSTEMS:-"sandbox-proxy tinyproxy squid direct"}
 WINDOW=${WINDOW:-3s}
+LOGGING=${LOGGING:-off}
 FILTER_SIZES=${FILTER_SIZES-"1 1000 10000 100000"}
 OUT=${OUT:-$root/target/bench-compare}
 TESTS=${TESTS:-memory,tunnel,setup,http-keepalive,http-close,deny}
@@ -26,8 +33,14 @@ ECHO_PORT=9001
 HTTP_PORT=9002
 declare -A PROXY_PORT=([sandbox-proxy]=8899 [tinyproxy]=8888 [squid]=3128)
 
+BUILD=${BUILD:-musl}
 loadgen=$root/target/release/loadgen
-sandbox_proxy=${SANDBOX_PROXY:-$root/target/release/sandbox-proxy}
+case $BUILD in
+  musl) musl_target="$(uname -m)-unknown-linux-musl"
+    sandbox_proxy=${SANDBOX_PROXY:-$root/target/$musl_target/release/sandbox-proxy} ;;
+  glibc) sandbox_proxy=${SANDBOX_PROXY:-$root/target/release/sandbox-proxy} ;;
+  *) echo "compare: BUILD must be musl or glibc" >&2; exit 2 ;;
+esac
 
 log() { echo "compare: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -44,7 +57,12 @@ outside() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   fi
   log "building loadgen and sandbox-proxy (release)"
-  (cd "$root" && cargo build --release -q -p sandbox-benches --bin loadgen -p sandbox-proxy)
+  (cd "$root" && cargo build --release -q -p sandbox-benches --bin loadgen)
+  if [[ -z ${SANDBOX_PROXY:-} ]]; then
+    # The musl build as the sidecar image has it (scripts/build-proxy-image.sh).
+    (cd "$root" && cargo build --release -q -p sandbox-proxy --bin sandbox-proxy \
+      ${musl_target:+--target "$musl_target" --no-default-features})
+  fi
   mkdir -p "$OUT"
   exec unshare --mount --net --propagation private -- "$0" --inside
 }
@@ -91,7 +109,7 @@ Listen 127.0.0.1
 Timeout 600
 MaxClients 20000
 LogFile "$1/logs/tinyproxy.log"
-LogLevel Error
+LogLevel $([[ $LOGGING == on ]] && echo Connect || echo Error)
 DisableViaHeader Yes
 Filter "$1/tinyproxy.filter"
 FilterType ere
@@ -114,7 +132,7 @@ http_access deny !bench_ports
 http_access allow allowed
 http_access deny all
 cache deny all
-access_log none
+access_log $([[ $LOGGING == on ]] && echo "stdio:$1/logs/squid-access.log" || echo none)
 cache_log $1/logs/squid-cache.log
 pid_filename none
 coredump_dir $1/logs
@@ -132,7 +150,8 @@ start_system() {
   mkdir -p "$dir/logs" && chmod 777 "$dir/logs"
   case $system in
     sandbox-proxy)
-      RUST_LOG=warn "$sandbox_proxy" --allowlist "$dir/allowlist.txt" \
+      RUST_LOG=$([[ $LOGGING == on ]] && echo info || echo warn) \
+        "$sandbox_proxy" --allowlist "$dir/allowlist.txt" \
         --listen "127.0.0.1:${PROXY_PORT[$system]}" --ports "$ECHO_PORT,$HTTP_PORT" \
         --allow-private --max-connections 20000 >"$dir/logs/sandbox-proxy.log" 2>&1 &
       ;;
@@ -163,18 +182,22 @@ measure() {
     return
   fi
   start_system "$system" "$dir" || return 1
-  local perf=
+  local tracer=
   if [[ -n ${PERF:-} && $* != *filter* ]]; then
     # shellcheck disable=SC2086 # PERF_ARGS is a list of flags.
     perf record -q ${PERF_ARGS:--F 999 -g} -p "$pid" -o "$OUT/perf-$system.data" 2>/dev/null &
-    perf=$!
-    started+=("$perf")
+    tracer=$!
+  elif [[ -n ${STRACE:-} && $* != *filter* ]]; then
+    strace -c -f -p "$pid" -o "$OUT/strace-$system.txt" 2>/dev/null &
+    tracer=$!
+    sleep 0.5 # attached to every thread before the first operation
   fi
+  [[ -n $tracer ]] && started+=("$tracer")
   "$loadgen" run --system "$system" --proxy "127.0.0.1:${PROXY_PORT[$system]}" --pid "$pid" \
     --window "$WINDOW" --idle-tunnels "$idle_tunnels" "$@" >>"$OUT/results.jsonl"
-  if [[ -n $perf ]]; then
-    kill -INT "$perf"
-    wait "$perf" || true
+  if [[ -n $tracer ]]; then
+    kill -INT "$tracer"
+    wait "$tracer" || true
   fi
   kill -0 "$pid" 2>/dev/null || log "warning: $system exited during the run ($*)"
   stop_pid "$pid"
@@ -232,7 +255,8 @@ inside() {
     echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores," \
       "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r);" \
       "$(tinyproxy -v 2>&1 | head -1), $(squid -v | head -1 | sed 's/ for .*//');" \
-      "window $WINDOW per test; idle tunnels $idle_tunnels (descriptor limit $(ulimit -n));" \
+      "sandbox-proxy ${SANDBOX_PROXY:-$BUILD release build};" \
+      "logging $LOGGING; window $WINDOW per test; idle tunnels $idle_tunnels (descriptor limit $(ulimit -n));" \
       "load average before the run: $load_before."
     echo
     "$loadgen" report "$OUT/results.jsonl"

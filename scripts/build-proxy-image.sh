@@ -75,7 +75,7 @@ build_on_host() {
   local target_dir="${CARGO_TARGET_DIR:-$root/target}"
   # musl targets link statically by default (no RUSTFLAGS here: changing them would
   # rebuild every dependency); readelf below checks the result.
-  "$cargo" build --quiet --release --locked --target "$target" -p sandbox-proxy \
+  "$cargo" build --quiet --release --locked --target "$target" -p sandbox-proxy --no-default-features \
     --manifest-path "$root/Cargo.toml" --target-dir "$target_dir"
   local binary="$target_dir/$target/release/sandbox-proxy"
   if readelf -l "$binary" 2>/dev/null | grep -q 'Requesting program interpreter'; then

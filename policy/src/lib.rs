@@ -7,8 +7,8 @@
 //! - [`AddressClass`]: the destination guard's classes of resolved addresses.
 //! - [`Policy`]: an allowlist plus the address rules; decides a host and port, then
 //!   each resolved address, and explains every refusal.
-//! - [`lint`] (feature `lint`, which brings the Public Suffix List): warnings about
-//!   valid but suspicious allowlists.
+//! - [`lint`] (feature `lint`; `public-suffix` adds the Public Suffix List): warnings
+//!   about valid but suspicious allowlists.
 //! - [`protocol`]: what the launcher and the proxy sidecar agree on.
 //! - [`report`]: an error and its causes on one line.
 

@@ -8,7 +8,9 @@
 //!   network). A wildcard over a domain every child of which is a public suffix (a PSL
 //!   rule `*.DOMAIN`) is reported too. Not detected: a wildcard *above* a suffix that is
 //!   itself a registrable domain (`*.amazonaws.com` covers `s3.amazonaws.com`), because
-//!   the crate answers lookups but cannot list the rules under a domain.
+//!   the crate answers lookups but cannot list the rules under a domain. Only with the
+//!   `public-suffix` feature: the list is most of a small binary, and the proxy sidecar
+//!   leaves it out (the launcher and `sandbox-proxy check` report this finding).
 //! - [`LintKind::Duplicate`]: the same pattern and port written twice (after
 //!   normalisation: `Example.com.` is `example.com`).
 //! - [`LintKind::Shadowed`]: an entry that another entry already allows on every port it
@@ -21,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::allowlist::{Allowlist, Entry, Pattern};
-use crate::host::{DomainName, Host};
+use crate::host::Host;
 
 /// One finding about one allowlist entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +126,7 @@ pub fn lint(allowlist: &Allowlist) -> Vec<Lint> {
     let index = Index::new(entries);
     let mut lints = Vec::new();
     for entry in entries {
+        #[cfg(feature = "public-suffix")]
         if let Pattern::Subtree(base) = &entry.pattern
             && let Some(kind) = public_suffix(base)
         {
@@ -148,10 +151,12 @@ fn finding(entry: &Entry, kind: LintKind) -> Lint {
 
 /// A label no real domain uses, to ask the PSL whether every child of a domain is a
 /// public suffix (a wildcard rule).
+#[cfg(feature = "public-suffix")]
 const PROBE_LABEL: &str = "sandbox-proxy-lint-probe";
 
 /// The public suffix a wildcard over `base` covers, if any.
-fn public_suffix(base: &DomainName) -> Option<LintKind> {
+#[cfg(feature = "public-suffix")]
+fn public_suffix(base: &crate::host::DomainName) -> Option<LintKind> {
     let base = base.as_str();
     let probe = format!("{PROBE_LABEL}.{base}");
     // The base itself, then any child of it (a PSL wildcard rule `*.base`).

@@ -177,6 +177,9 @@ async fn run_in(
 ) -> Result<ExitStatus, Error> {
     let proxy = match &config.proxy {
         Some(proxy) => {
+            for warning in &proxy.warnings {
+                notice(&format!("warning: {warning}"));
+            }
             if proxy.isolation == Isolation::InternalNetwork {
                 notice(
                     "warning: --isolation internal-network lets the agent reach services listening on all \

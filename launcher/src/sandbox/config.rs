@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sandbox_policy::lint::lint;
 use sandbox_policy::{LoadError, Policy, PolicyOptions};
 
 use crate::options::image_ref::ImageRef;
@@ -112,6 +113,9 @@ pub(crate) struct ProxyConfig {
     pub(crate) egress_network: Option<String>,
     /// How the agent container is cut off from the network.
     pub(crate) isolation: Isolation,
+    /// The allowlist's lint warnings (`FILE:LINE:COL: message`), shown before the run:
+    /// the sidecar is built without the public-suffix data, so they are given here.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Resource limits for the agent container.
@@ -188,11 +192,16 @@ impl SandboxConfig {
             }
             Err(_) => None,
         };
+        let mut warnings = Vec::new();
         if let Some(path) = allowlist.as_deref().filter(|_| args.proxy) {
             // Checked here, before anything starts, with the proxy's own loader; the
             // options and the generation number do not change whether an entry is valid.
-            Policy::load(path, &PolicyOptions::default(), 1)
+            let policy = Policy::load(path, &PolicyOptions::default(), 1)
                 .map_err(ConfigError::InvalidAllowlist)?;
+            warnings = lint(policy.allowlist())
+                .iter()
+                .map(|finding| format!("{}:{finding}", path.display()))
+                .collect();
         }
         let sidecar_image = ImageRef::sidecar(args.proxy_image.as_deref());
         let proxy = allowlist
@@ -200,6 +209,7 @@ impl SandboxConfig {
             .filter(|_| args.proxy)
             .map(|allowlist| ProxyConfig {
                 allowlist,
+                warnings,
                 image: sidecar_image.name(),
                 egress_network: args.egress_network.clone(),
                 isolation: args.isolation,
@@ -295,16 +305,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_existing_allowlist_and_proxy_defaults() {
+    /// Proxy-mode options with an allowlist file holding `contents`, in a directory that
+    /// lives as long as the first value.
+    fn proxied(contents: &str) -> (tempfile::TempDir, PathBuf, Options) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("allow.txt");
-        std::fs::write(&file, "example.com\n").unwrap();
+        std::fs::write(&file, contents).unwrap();
         let args = Options {
             proxy: true,
             allowed_domains: Some(file.clone()),
             ..Options::default()
         };
+        (dir, file, args)
+    }
+
+    #[test]
+    fn an_existing_allowlist_and_proxy_defaults() {
+        let (_dir, file, args) = proxied("example.com\n");
         let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
         assert_eq!(proxy.allowlist, std::fs::canonicalize(&file).unwrap());
         assert_eq!(proxy.image, ImageRef::default_sidecar().name());
@@ -314,20 +331,31 @@ mod tests {
 
     #[test]
     fn an_invalid_allowlist_is_refused_with_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("allow.txt");
-        std::fs::write(&file, "example.com\nexa mple.com\n").unwrap();
-        let args = Options {
-            proxy: true,
-            allowed_domains: Some(file.clone()),
-            ..Options::default()
-        };
+        let (_dir, file, args) = proxied("example.com\nexa mple.com\n");
         let error = config(&args, "/home/alice/project").unwrap_err();
         let chain = crate::report::chain(&error);
         assert!(matches!(error, ConfigError::InvalidAllowlist(_)), "{chain}");
         assert!(
             chain.contains(&*file.to_string_lossy()) && chain.contains(":2"),
             "{chain}"
+        );
+    }
+
+    #[test]
+    fn allowlist_lint_warnings_name_the_file_and_line() {
+        let (_dir, file, args) = proxied("*.github.io\nexample.com\nexample.com\n");
+        let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
+        let file = std::fs::canonicalize(&file).unwrap();
+        let [suffix, duplicate] = &proxy.warnings[..] else {
+            panic!("{:?}", proxy.warnings);
+        };
+        assert!(
+            suffix.starts_with(&format!("{}:1:", file.display())) && suffix.contains("github.io"),
+            "{suffix}"
+        );
+        assert!(
+            duplicate.starts_with(&format!("{}:3:", file.display())),
+            "{duplicate}"
         );
     }
 

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use cli::{Cli, Command, RelayArgs, ServeArgs};
 use config::ServeConfig;
 use sandbox_policy::report;
+use tracing::level_filters::LevelFilter;
 
 pub use exit::Exit;
 
@@ -35,7 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn relay(args: RelayArgs) -> u8 {
     // The relay shares the agent's terminal: only problems are worth printing there.
-    logging::init(logging::LogFormat::Text, "warn");
+    logging::init(logging::LogFormat::Text, LevelFilter::WARN);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,7 +66,7 @@ fn server(args: ServeArgs) -> Exit {
         Ok(config) => config,
         Err(err) => return fail(&err, Exit::Usage),
     };
-    logging::init(config.log_format, "info");
+    logging::init(config.log_format, LevelFilter::INFO);
     let runtime = match server_runtime(config.threads) {
         Ok(runtime) => runtime,
         Err(err) => return fail(&err, Exit::Internal),

@@ -173,7 +173,9 @@ fn watch_directory(path: &Path, events: mpsc::Sender<()>) -> Option<notify::Reco
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // Opening or reading a file changes nothing, and the reload itself opens the
+        // allowlist: reacting to access events would reload forever.
+        if event.is_ok_and(|event| !event.kind.is_access()) {
             // A full channel already holds a pending notification: coalesce.
             let _ = events.try_send(());
         }

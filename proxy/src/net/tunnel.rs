@@ -1,19 +1,23 @@
 //! Relaying bytes both ways through an established CONNECT tunnel.
 //!
-//! Each direction reads into a buffer that exists only while bytes flow: an idle tunnel
-//! holds no buffer at all, which keeps thousands of open, quiet tunnels (streaming model
-//! responses waiting for the next token) cheap. End of stream in one direction is passed
-//! on as a half-close (`shutdown(SHUT_WR)`) while the other direction keeps flowing.
+//! Each direction reads into one scratch buffer per runtime thread, shared by every
+//! tunnel on it and held only between a read and the non-blocking write that follows; a
+//! tunnel owns a buffer only for bytes its receiver could not take yet. An idle tunnel
+//! therefore holds no buffer at all, which keeps thousands of open, quiet tunnels
+//! (streaming model responses waiting for the next token) cheap, and a short burst
+//! allocates nothing. End of stream in one direction is passed on as a half-close
+//! (`shutdown(SHUT_WR)`) while the other direction keeps flowing.
 //!
 //! A direction whose reads keep filling the whole buffer (a bulk transfer) switches to
 //! `splice(2)` through a kernel pipe, so its bytes no longer cross user space at all; it
 //! switches back when reads get small again.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
@@ -132,7 +136,7 @@ impl Counters {
 }
 
 /// Relays until both directions are closed, an error occurs, or nothing moves for `idle`;
-/// bytes are counted in `moved` as they go.
+/// bytes are counted in `moved` as they go. The caller closes both sockets then.
 pub(crate) async fn relay<C: Socket, U: Socket>(
     client: &C,
     upstream: &U,
@@ -141,10 +145,18 @@ pub(crate) async fn relay<C: Socket, U: Socket>(
 ) -> TunnelEnd {
     let started = Instant::now();
     let activity = Activity::default();
+    let one_ended = AtomicBool::new(false);
     let both = async {
         tokio::try_join!(
-            pump(client, upstream, &activity, started, &moved.up),
-            pump(upstream, client, &activity, started, &moved.down)
+            pump(client, upstream, &activity, started, &moved.up, &one_ended),
+            pump(
+                upstream,
+                client,
+                &activity,
+                started,
+                &moved.down,
+                &one_ended
+            )
         )
     };
     tokio::select! {
@@ -170,24 +182,29 @@ pub(crate) async fn write_all<S: Socket>(to: &S, mut bytes: &[u8]) -> io::Result
     Ok(())
 }
 
-/// Copies `from` to `to` until end of stream, then half-closes `to`.
+/// Copies `from` to `to` until end of stream, then half-closes `to`, unless the other
+/// direction ended first: then the relay is over, and the caller's close of `to` sends
+/// the end of stream (one system call less).
 async fn pump<F: Socket, T: Socket>(
     from: &F,
     to: &T,
     activity: &Activity,
     started: Instant,
     total: &AtomicU64,
+    one_ended: &AtomicBool,
 ) -> io::Result<()> {
-    let mut buf: Vec<u8> = Vec::new();
     let mut bulk: Option<SplicePipe> = None;
     loop {
         from.readable().await?;
         let moved = match &bulk {
             Some(pipe) => pipe.splice_burst(from, to).await,
-            None => copy_burst(from, to, &mut buf).await,
+            None => copy_burst(from, to).await,
         };
         match moved {
             Ok(0) => {
+                if one_ended.swap(true, Ordering::Relaxed) {
+                    return Ok(());
+                }
                 // Half-close: the peer may still be sending the other way.
                 return match socket2::SockRef::from(to).shutdown(Shutdown::Write) {
                     Err(err) if err.kind() != io::ErrorKind::NotConnected => Err(err),
@@ -203,26 +220,51 @@ async fn pump<F: Socket, T: Socket>(
                     kept => kept,
                 };
             }
-            // Drained: give the buffer back so a quiet tunnel costs no buffer memory.
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => buf = Vec::new(),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
             Err(err) => return Err(err),
         }
     }
 }
 
+thread_local! {
+    /// The read buffer of every tunnel on this thread (see the module documentation).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Reads one chunk from `from` through user space and writes it all to `to`.
-async fn copy_burst<F: Socket, T: Socket>(
-    from: &F,
-    to: &T,
-    buf: &mut Vec<u8>,
-) -> io::Result<usize> {
-    if buf.capacity() == 0 {
-        // Uninitialised: zeroing 64 KiB per burst showed up in profiles.
-        *buf = Vec::with_capacity(CHUNK);
-    }
-    buf.clear();
+async fn copy_burst<F: Socket, T: Socket>(from: &F, to: &T) -> io::Result<usize> {
+    let (read, unsent) = SCRATCH.with_borrow_mut(|buf| {
+        // Uninitialised capacity: zeroing 64 KiB per burst showed up in profiles.
+        buf.clear();
+        buf.reserve_exact(CHUNK);
+        let read = read_draining(from, buf)?;
+        if read == 0 {
+            return Ok((0, Vec::new()));
+        }
+        let written = match to.try_write(&buf[..read]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => written,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(err) => return Err(err),
+        };
+        // Only what the receiver did not take leaves the shared buffer.
+        Ok::<_, io::Error>((read, buf[written..read].to_vec()))
+    })?;
+    write_all(to, &unsent).await?;
+    Ok(read)
+}
+
+/// Reads what `from` holds into the spare capacity of `buf`. A read that does not fill
+/// the buffer emptied the socket's receive queue, so the readiness is cleared at once:
+/// the next wake-up comes from the kernel instead of costing a read that would fail
+/// with `WouldBlock`. (A byte arriving meanwhile raises a new readiness event.)
+fn read_draining<F: Socket>(from: &F, buf: &mut Vec<u8>) -> io::Result<usize> {
     let read = from.try_read_buf(buf)?;
-    write_all(to, &buf[..read]).await?;
+    if read > 0 && read < buf.capacity() {
+        let _ = from.try_io(Interest::READABLE, || -> io::Result<()> {
+            Err(io::ErrorKind::WouldBlock.into())
+        });
+    }
     Ok(read)
 }
 

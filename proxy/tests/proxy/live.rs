@@ -78,33 +78,21 @@ async fn a_reload_that_removes_access_closes_pooled_upstream_connections() {
 
 #[tokio::test]
 async fn file_changes_reload_and_invalid_files_keep_the_last_good_policy() {
-    let scratch = Scratch::new();
-    let file = scratch.file("allow.txt", "a.test\n");
-    let policy = Policy::load(&file, &PolicyOptions::default(), 1).unwrap();
-    let store = PolicyStore::new(policy);
-    let status_board = Arc::new(ReloadStatus::default());
-    let reloader = Reloader::new(
-        file.clone(),
-        PolicyOptions::default(),
-        store.clone(),
-        Arc::new(Telemetry::default()),
-        status_board.clone(),
-    );
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = reloader.spawn(stop.clone());
+    let watched = Watched::start("a.test\n");
+    let (file, store, status_board) = (&watched.file, &watched.store, &watched.status);
 
     let b = Host::parse("b.test").unwrap();
     // An editor-style replace: write a temporary file, rename it over the original.
-    let temporary = scratch.path().join(".allow.txt.swp");
+    let temporary = watched.scratch.path().join(".allow.txt.swp");
     std::fs::write(&temporary, "a.test\nb.test\n").unwrap();
-    std::fs::rename(&temporary, &file).unwrap();
+    std::fs::rename(&temporary, file).unwrap();
     eventually("the renamed file is in force", || async {
         store.current().check_target(&b, 443).ok().map(drop)
     })
     .await;
     assert_eq!(store.current().generation(), 2);
 
-    std::fs::write(&file, "a.test\n*\nhttps://x.test/\n").unwrap();
+    std::fs::write(file, "a.test\n*\nhttps://x.test/\n").unwrap();
     let report = eventually("the invalid file is rejected", || async {
         status_board.latest().filter(|r| r.result == "error")
     })
@@ -117,8 +105,70 @@ async fn file_changes_reload_and_invalid_files_keep_the_last_good_policy() {
     );
     assert_eq!(store.current().generation(), 2);
 
-    stop.cancel();
-    task.await.unwrap();
+    watched.stop().await;
+}
+
+#[tokio::test]
+async fn reading_the_allowlist_does_not_reload_it() {
+    let watched = Watched::start("a.test\n");
+    let (file, store, status_board) = (&watched.file, &watched.store, &watched.status);
+
+    // Opening and reading the file (as every reload does) is not a change. Before,
+    // each reload's own read triggered the next one, several times a second, forever.
+    for _ in 0..3 {
+        std::fs::read(file).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status_board.latest(), None, "reloaded without a change");
+
+    std::fs::write(file, "a.test\nb.test\n").unwrap();
+    eventually("the changed file is in force", || async {
+        (store.current().generation() == 2).then_some(())
+    })
+    .await;
+
+    watched.stop().await;
+}
+
+/// A reloader watching an allowlist file in a scratch directory, as the server runs one.
+struct Watched {
+    scratch: Scratch,
+    file: std::path::PathBuf,
+    store: PolicyStore,
+    status: Arc<ReloadStatus>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watched {
+    fn start(allowlist: &str) -> Watched {
+        let scratch = Scratch::new();
+        let file = scratch.file("allow.txt", allowlist);
+        let store = PolicyStore::new(Policy::load(&file, &PolicyOptions::default(), 1).unwrap());
+        let status = Arc::new(ReloadStatus::default());
+        let reloader = Reloader::new(
+            file.clone(),
+            PolicyOptions::default(),
+            store.clone(),
+            Arc::new(Telemetry::default()),
+            status.clone(),
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = reloader.spawn(stop.clone());
+        Watched {
+            scratch,
+            file,
+            store,
+            status,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+    }
 }
 
 /// A loopback listener whose accept queue is full, so a new connection to it stays in

@@ -2,8 +2,9 @@
 //!
 //! [`peek`] looks at the first bytes a client sent into a tunnel. They must be TLS
 //! handshake records carrying one complete ClientHello, possibly split over several
-//! records; the hello is reassembled (within [`MAX_HELLO_BYTES`]) and parsed with
-//! `tls-parser`. Nothing is decrypted: a ClientHello is plaintext by design.
+//! records; the hello is reassembled (within [`MAX_HELLO_BYTES`]) and parsed here, field
+//! by field (RFC 8446 §4.1.2, RFC 6066 §3). Nothing is decrypted: a ClientHello is
+//! plaintext by design.
 //!
 //! The parser is strict because a lenient one is a bypass: a record that is not a
 //! handshake, a handshake message that is not a ClientHello, lengths that do not add up,
@@ -11,8 +12,6 @@
 //! names in one are all refused rather than guessed at. Whether the hello offers
 //! Encrypted Client Hello (the `encrypted_client_hello` extension, real or GREASE) is
 //! reported: its server name is then only the outer, public one.
-
-use tls_parser::{SNIType, TlsExtension};
 
 /// Most bytes read while waiting for a complete ClientHello: one full TLS record
 /// (16 KiB of payload plus its 5-byte header). Real hellos, even with post-quantum key
@@ -33,6 +32,10 @@ const HANDSHAKE_HEADER: usize = 4;
 const EXTENSION_SERVER_NAME: u16 = 0;
 /// Extension type `encrypted_client_hello` (draft-ietf-tls-esni).
 const EXTENSION_ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
+/// `NameType` `host_name`, the only kind of server name (RFC 6066).
+const NAME_TYPE_HOST_NAME: u8 = 0;
+/// Longest legacy session id (RFC 8446 §4.1.2).
+const MAX_SESSION_ID: usize = 32;
 
 /// A complete, well-formed ClientHello, as far as the name check cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,22 +132,27 @@ fn next_record<'a>(rest: &mut &'a [u8]) -> Result<Option<&'a [u8]>, HelloError> 
     Ok(Some(payload))
 }
 
-/// Parses a ClientHello body (after the handshake header) with `tls-parser`.
+/// Parses a ClientHello body (after the handshake header): legacy version, random,
+/// session id, cipher suites, compression methods, then the extensions block, which
+/// must end exactly where the body ends.
 fn parse_client_hello(body: &[u8]) -> Result<ClientHello, HelloError> {
-    let (rest, hello) =
-        tls_parser::parse_tls_handshake_client_hello(body).map_err(|_| HelloError::Malformed)?;
-    let Some(extensions) = hello.ext else {
+    let mut hello = Reader(body);
+    hello.take(2 + 32)?;
+    let session_id = hello.block8()?;
+    let cipher_suites = hello.block16()?;
+    hello.block8()?;
+    if session_id.len() > MAX_SESSION_ID || cipher_suites.len() % 2 == 1 {
+        return Err(HelloError::Malformed);
+    }
+    if hello.is_empty() {
         // No extensions block at all: legal (TLS 1.2 and older), and carries no name.
-        return if rest.is_empty() {
-            Ok(ClientHello {
-                server_name: None,
-                encrypted: false,
-            })
-        } else {
-            Err(HelloError::Malformed)
-        };
-    };
-    if !rest.is_empty() {
+        return Ok(ClientHello {
+            server_name: None,
+            encrypted: false,
+        });
+    }
+    let extensions = hello.block16()?;
+    if !hello.is_empty() {
         return Err(HelloError::Malformed);
     }
     let mut server_name = None;
@@ -184,16 +192,47 @@ fn raw_extensions(mut block: &[u8]) -> Result<Vec<(u16, &[u8])>, HelloError> {
     Ok(extensions)
 }
 
-/// The single `host_name` of a `server_name` extension.
+/// The single `host_name` of a `server_name` extension: a list holding exactly one
+/// entry, of type `host_name`, and nothing after it.
 fn host_name(data: &[u8]) -> Result<Vec<u8>, HelloError> {
-    let (rest, extension) =
-        tls_parser::parse_tls_extension_sni_content(data).map_err(|_| HelloError::Malformed)?;
-    let TlsExtension::SNI(names) = extension else {
+    let mut extension = Reader(data);
+    let mut list = Reader(extension.block16()?);
+    let kind = list.take(1)?[0];
+    let name = list.block16()?;
+    if kind != NAME_TYPE_HOST_NAME || !list.is_empty() || !extension.is_empty() {
         return Err(HelloError::Malformed);
-    };
-    match names.as_slice() {
-        [(SNIType::HostName, name)] if rest.is_empty() => Ok(name.to_vec()),
-        _ => Err(HelloError::Malformed),
+    }
+    Ok(name.to_vec())
+}
+
+/// The unread part of a hello; every read is bounds-checked and a short one is
+/// `Malformed`.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], HelloError> {
+        let (taken, rest) = self
+            .0
+            .split_at_checked(count)
+            .ok_or(HelloError::Malformed)?;
+        self.0 = rest;
+        Ok(taken)
+    }
+
+    /// A field with a one-byte length prefix.
+    fn block8(&mut self) -> Result<&'a [u8], HelloError> {
+        let length = self.take(1)?[0];
+        self.take(usize::from(length))
+    }
+
+    /// A field with a two-byte length prefix.
+    fn block16(&mut self) -> Result<&'a [u8], HelloError> {
+        let length = self.take(2)?;
+        self.take(usize::from(u16::from_be_bytes([length[0], length[1]])))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -356,6 +395,53 @@ pub(crate) mod tests {
         assert_eq!(host_name(&one), Ok(b"a.test".to_vec()));
         // Extension framing that overruns its block.
         assert_eq!(raw_extensions(&[0, 0, 0, 9, 1]), Err(HelloError::Malformed));
+    }
+
+    /// A ClientHello body from its parts (one compression method, `null`).
+    fn hello_body(session_id: &[u8], suites: &[u8], extensions: Option<&[u8]>) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([0; 32]);
+        body.push(u8::try_from(session_id.len()).unwrap());
+        body.extend(session_id);
+        body.extend(u16::try_from(suites.len()).unwrap().to_be_bytes());
+        body.extend(suites);
+        body.extend([1, 0]);
+        if let Some(extensions) = extensions {
+            body.extend(u16::try_from(extensions.len()).unwrap().to_be_bytes());
+            body.extend(extensions);
+        }
+        body
+    }
+
+    #[test]
+    fn every_field_of_a_hello_is_checked() {
+        // server_name: list of one host_name "a.test".
+        let sni = [
+            0, 0, 0, 11, 0, 9, 0, 0, 6, b'a', b'.', b't', b'e', b's', b't',
+        ];
+        let suite = [0x13, 0x01];
+        let parse = |body: &[u8]| parse_client_hello(body).map(|hello| hello.server_name);
+        assert_eq!(
+            parse(&hello_body(&[7; 32], &suite, Some(&sni))),
+            Ok(Some(b"a.test".to_vec()))
+        );
+        assert_eq!(parse(&hello_body(&[], &suite, None)), Ok(None));
+        assert_eq!(parse(&hello_body(&[], &suite, Some(&[]))), Ok(None));
+        let malformed = [
+            hello_body(&[7; 33], &suite, Some(&sni)), // session id too long
+            hello_body(&[], &[0x13], Some(&sni)),     // half a cipher suite
+            [hello_body(&[], &suite, Some(&sni)), vec![0]].concat(), // byte after the block
+            hello_body(&[], &suite, Some(&sni))[..40].to_vec(), // cut short
+        ];
+        for body in malformed {
+            assert_eq!(parse(&body), Err(HelloError::Malformed), "{body:?}");
+        }
+        let mut other_type = sni;
+        other_type[6] = 1;
+        assert_eq!(
+            parse(&hello_body(&[], &suite, Some(&other_type))),
+            Err(HelloError::Malformed)
+        );
     }
 
     #[test]
