@@ -1,4 +1,6 @@
-//! The sandbox of one run, in domain verbs: its validated description ([`config`]), the images ([`images`]), the session labels on everything it creates
+//! The sandbox of one run, in domain verbs: its validated description ([`config`], with
+//! the working directories it refuses in [`workdir`] and what it protects from the agent
+//! in [`protect`]), the images ([`images`]), the session labels on everything it creates
 //! ([`labels`], [`liveness`]), the proxy sidecar ([`sidecar`]), the hardened agent
 //! container ([`agent`]), and teardown in reverse order on every path ([`teardown`]).
 
@@ -8,8 +10,10 @@ pub(crate) mod denied;
 pub mod images;
 pub(crate) mod labels;
 pub(crate) mod liveness;
+pub(crate) mod protect;
 mod sidecar;
 pub(crate) mod teardown;
+mod workdir;
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
