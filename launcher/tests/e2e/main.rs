@@ -1,6 +1,8 @@
 //! The launcher end to end, through the real binary (`CARGO_BIN_EXE_agent-sandbox`) and
-//! the real Docker engine, one test binary: sandboxed runs ([`sandbox`]), the
-//! interactive terminal ([`terminal`]) and image builds ([`images`]). Shared helpers are
+//! the real Docker engine, one test binary: sandboxed runs ([`sandbox`]), what runs on
+//! the host protected from the agent ([`protect`]), the network without the proxy
+//! ([`network`]), limits, logs and volumes ([`limits`]), the interactive terminal
+//! ([`terminal`]) and image builds ([`images`]). Shared helpers are
 //! in [`support`]; Docker helpers come from the `agent-sandbox-e2e` crate.
 //!
 //! Everything a run creates carries its scope's labels (`--label`), so the scope removes
@@ -10,6 +12,9 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
 mod images;
+mod limits;
+mod network;
+mod protect;
 mod sandbox;
 mod support;
 mod terminal;

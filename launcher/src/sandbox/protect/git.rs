@@ -178,8 +178,14 @@ fn protect_gitdir(
             paths.protected.push(dir);
         }
     }
+    // Submodules of the main worktree live in the common directory's `modules`, those
+    // of a linked worktree in its own gitdir's.
+    let mut modules = module_gitdirs(&common.join("modules"));
+    if gitdir != common {
+        modules.extend(module_gitdirs(&gitdir.join("modules")));
+    }
     if depth < MAX_MODULE_DEPTH {
-        for module in module_gitdirs(&common.join("modules")) {
+        for module in modules {
             let module_worktree = Configs::read(&[module.join("config")], home)
                 .worktree
                 .map(|dir| resolve(&dir, &module, home));
@@ -403,6 +409,8 @@ mod tests {
         write(&own.join("commondir"), "../..\n");
         write(&own.join("gitdir"), "/work/.git\n");
         write(&own.join("HEAD"), "ref: refs/heads/feature\n");
+        // A submodule of the linked worktree: its gitdir is in the worktree's own.
+        gitdir(&own.join("modules/sub"), "[core]\n\tworktree = ../../../../../../work/sub\n");
         let work = dir.path().join("work");
         write(&work.join(".git"), &format!("gitdir: {}\n", own.display()));
         let paths = git_paths(&work, Path::new("/h"), &[]);
@@ -414,6 +422,9 @@ mod tests {
             "main/.git/worktrees",
             "main/.git/worktrees/feature/commondir",
             "main/.git/worktrees/feature/gitdir",
+            "main/.git/worktrees/feature/modules/sub/config",
+            "main/.git/worktrees/feature/modules/sub/hooks",
+            "work/sub/.git",
             "work/hooks-elsewhere",
         ] {
             assert!(shown.iter().any(|s| s == expected), "{expected}: {shown:?}");
