@@ -190,7 +190,7 @@ fn a_worktree_git_file_and_submodule_gitdirs_are_no_way_around() {
             "fsmonitor",
             "git config core.fsmonitor 'touch /tmp/pwned'".to_owned(),
         ),
-        ("dotgit", format!("echo \"gitdir: $PWD/evil\" > .git")),
+        ("dotgit", "echo \"gitdir: $PWD/evil\" > .git".to_owned()),
         (
             "main-config",
             format!(

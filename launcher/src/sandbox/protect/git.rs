@@ -410,7 +410,10 @@ mod tests {
         write(&own.join("gitdir"), "/work/.git\n");
         write(&own.join("HEAD"), "ref: refs/heads/feature\n");
         // A submodule of the linked worktree: its gitdir is in the worktree's own.
-        gitdir(&own.join("modules/sub"), "[core]\n\tworktree = ../../../../../../work/sub\n");
+        gitdir(
+            &own.join("modules/sub"),
+            "[core]\n\tworktree = ../../../../../../work/sub\n",
+        );
         let work = dir.path().join("work");
         write(&work.join(".git"), &format!("gitdir: {}\n", own.display()));
         let paths = git_paths(&work, Path::new("/h"), &[]);
