@@ -73,6 +73,20 @@ async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
             ),
         },
     ));
+    let protection = &config.protection;
+    lines.push((
+        true,
+        format!(
+            "protected from the agent: {} paths read-only, {} checked at exit{}",
+            protection.read_only.len(),
+            protection.watched.len(),
+            if config.writable_config {
+                " (--writable-config: the agent's code is writable)"
+            } else {
+                ""
+            }
+        ),
+    ));
     let engine = match Engine::connect().await {
         Ok(engine) => engine,
         Err(error) => {

@@ -231,7 +231,7 @@ async fn run_in(
     // Docker's order: attach before start (no output lost), wait after start.
     let attached = engine.attach(&agent, DETACH_KEYS).await?;
     tracing::debug!(phase = "agent created");
-    watch.begin(&config.protection.watched, &config.workdir);
+    watch.begin(&config.protection, &config.workdir);
     tracing::debug!(phase = "protected paths recorded");
     engine.start_container(&agent).await?;
     tracing::debug!(phase = "agent started");

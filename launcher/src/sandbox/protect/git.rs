@@ -37,6 +37,8 @@ pub(super) struct GitPaths {
     /// common directory of a working directory that is a linked worktree or a
     /// submodule's checkout), to be mounted at the same path.
     pub(super) outside: Vec<PathBuf>,
+    /// The `.git` entries found in the working directory ([`repositories`]).
+    pub(super) repositories: Vec<PathBuf>,
 }
 
 /// The `.git` entries (directories or files) in `workdir` and below it, breadth first
@@ -75,7 +77,8 @@ pub(super) fn git_paths(workdir: &Path, home: &Path, global_configs: &[PathBuf])
     let mut paths = GitPaths::default();
     let global = Configs::read(global_configs, home);
     paths.protected.extend(global.included.iter().cloned());
-    let mut dotgits = repositories(workdir);
+    paths.repositories = repositories(workdir);
+    let mut dotgits = paths.repositories.clone();
     if let Some(enclosing) = workdir
         .ancestors()
         .skip(1)

@@ -63,6 +63,9 @@ pub(crate) struct Protection {
     /// Directories git needs outside the working directory (the gitdir of a linked
     /// worktree), to be mounted at the same path.
     pub(crate) outside: Vec<PathBuf>,
+    /// The git repositories (`.git` entries) in the working directory, to tell new ones
+    /// at exit.
+    pub(crate) repositories: Vec<PathBuf>,
 }
 
 impl Protection {
@@ -114,6 +117,7 @@ impl Protection {
             writable: git.writable.iter().map(|p| canonical(p)).collect(),
             create,
             outside: git.outside,
+            repositories: git.repositories,
             ..Self::default()
         };
         let wanted: BTreeSet<PathBuf> = wanted.into_iter().collect();

@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest as _, Sha256};
 
-use super::git;
+use super::{Protection, git};
 
 /// Files up to this size are hashed; larger ones are compared by their metadata.
 const HASHED_BYTES: u64 = 1 << 20;
@@ -71,8 +71,9 @@ pub(crate) struct Change {
 }
 
 impl Snapshot {
-    /// Records the `watched` paths (existing or not) and the repositories in `workdir`.
-    pub(crate) fn take(watched: &[PathBuf], workdir: &Path) -> Self {
+    /// Records the `watched` paths (existing or not), with `repositories`, the
+    /// repositories in `workdir` now.
+    pub(crate) fn take(watched: &[PathBuf], repositories: &[PathBuf], workdir: &Path) -> Self {
         let mut roots: Vec<&PathBuf> = watched.iter().collect();
         roots.sort();
         let mut trees = BTreeMap::new();
@@ -87,7 +88,7 @@ impl Snapshot {
         Self {
             workdir: workdir.to_owned(),
             trees,
-            repositories: git::repositories(workdir).into_iter().collect(),
+            repositories: repositories.iter().cloned().collect(),
         }
     }
 
@@ -134,9 +135,10 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    /// Takes the snapshot of `watched` and the repositories in `workdir`.
-    pub(crate) fn begin(&self, watched: &[PathBuf], workdir: &Path) {
-        let snapshot = Snapshot::take(watched, workdir);
+    /// Takes the snapshot of what `protection` protects in `workdir` (its repositories
+    /// are those of `protection`: nothing ran in between).
+    pub(crate) fn begin(&self, protection: &Protection, workdir: &Path) {
+        let snapshot = Snapshot::take(&protection.watched, &protection.repositories, workdir);
         *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
     }
 
@@ -248,7 +250,7 @@ mod tests {
 
     fn changes(dir: &Path, watched: &[&str], run: impl FnOnce()) -> Vec<(String, How)> {
         let watched: Vec<PathBuf> = watched.iter().map(|w| dir.join(w)).collect();
-        let snapshot = Snapshot::take(&watched, dir);
+        let snapshot = Snapshot::take(&watched, &git::repositories(dir), dir);
         run();
         snapshot
             .changes()
