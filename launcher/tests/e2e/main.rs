@@ -13,6 +13,7 @@
 
 mod images;
 mod limits;
+#[cfg(target_os = "linux")]
 mod network;
 mod protect;
 mod sandbox;

@@ -118,10 +118,12 @@ pub(super) fn git_paths(workdir: &Path, home: &Path, global_configs: &[PathBuf])
 /// The gitdir a `.git` entry stands for: itself when a directory; the one a `.git`
 /// file names (the file itself is protected: it decides which gitdir git uses).
 fn gitdir_of(dotgit: &Path, paths: &mut GitPaths) -> Option<PathBuf> {
-    let metadata = dotgit.symlink_metadata().ok()?;
-    if metadata.is_dir() {
+    // A symlink to a directory is a gitdir for git too (the link itself cannot be made
+    // read-only; the snapshot reports it if it is replaced).
+    if dotgit.metadata().is_ok_and(|m| m.is_dir()) {
         return Some(dotgit.to_owned());
     }
+    dotgit.symlink_metadata().ok()?;
     paths.protected.push(dotgit.to_owned());
     let text = std::fs::read_to_string(dotgit).ok()?;
     let target = text.lines().next()?.strip_prefix("gitdir:")?.trim();
@@ -364,6 +366,18 @@ mod tests {
             ]
         );
         assert!(paths.writable.is_empty() && paths.outside.is_empty());
+    }
+
+    #[test]
+    fn a_symlinked_git_directory_is_a_gitdir_not_a_protected_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        gitdir(&work.join(".repo/git"), "");
+        std::os::unix::fs::symlink(".repo/git", work.join(".git")).unwrap();
+        let paths = git_paths(&work, Path::new("/h"), &[]);
+        let shown = relative(&paths.protected, &work);
+        assert!(shown.iter().any(|s| s == ".git/config"), "{shown:?}");
+        assert!(!shown.iter().any(|s| s == ".git"), "{shown:?}");
     }
 
     #[test]
