@@ -28,8 +28,8 @@ use sandbox_policy::protocol::{
 pub(super) const PROXY_ALIAS: &str = "proxy";
 /// How long the sidecar may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
-/// The sidecar's memory limit: several times what the proxy holds at its connection
-/// limit under load (see `benches/README.md`, "The sidecar's memory").
+/// The sidecar's memory limit: 3.5 times the proxy's peak under a load far beyond an
+/// agent's (measured in `launcher/README.md`, "Measured").
 const PROXY_MEMORY: i64 = 256 << 20;
 /// The sidecar's process (thread) limit: its runtime's workers and blocking pool.
 const PROXY_PIDS: i64 = 256;
