@@ -7,15 +7,7 @@ use std::net::TcpListener;
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::net::{SocketAddr, UnixListener};
 
-use crate::support::{Launcher, run, stdout};
-
-/// The value after `key` on its line of `text`.
-fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    text.lines()
-        .find_map(|line| line.strip_prefix(key))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
-}
+use crate::support::{Launcher, field, run, stdout};
 
 #[test]
 fn without_proxy_the_host_loopback_is_out_of_reach_and_egress_works() {

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Launcher, USER, run, stdout};
+use crate::support::{Launcher, USER, field, run, stdout};
 
 /// The test's git identity and the settings the host-side set-up needs (the
 /// repositories belong to [`USER`], the tests run as root).
@@ -77,12 +77,14 @@ fn attempt(label: &str, command: &str) -> String {
     format!("({command}) >/dev/null 2>&1 && echo '{label}: done' || echo '{label}: refused'\n")
 }
 
-/// The value after `key` on its line of `text`.
-fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    text.lines()
-        .find_map(|line| line.strip_prefix(key))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+/// Checks the [`attempt`] lines of `text`: the `refused` ones failed, the `done` ones
+/// worked.
+fn assert_attempts(text: &str, refused: &[&str], done: &[&str]) {
+    for (labels, outcome) in [(refused, "refused"), (done, "done")] {
+        for label in labels {
+            assert_eq!(field(text, &format!("{label}:")), outcome, "{label}");
+        }
+    }
 }
 
 #[test]
@@ -128,20 +130,19 @@ fn git_config_hooks_and_the_hooks_path_are_read_only_while_git_keeps_working() {
     let output = run(launcher.shell_as_user(&[] as &[&str], &["bash", "-c", &probe]));
     assert_eq!(output.status.code(), Some(0));
     let text = stdout(&output);
-    for refused in [
-        "fsmonitor",
-        "remote",
-        "hook",
-        "husky",
-        "husky-dir",
-        "rename-git",
-        "rename-husky",
-    ] {
-        assert_eq!(field(&text, &format!("{refused}:")), "refused", "{refused}");
-    }
-    for done in ["commit", "branch", "stash"] {
-        assert_eq!(field(&text, &format!("{done}:")), "done", "{done}");
-    }
+    assert_attempts(
+        &text,
+        &[
+            "fsmonitor",
+            "remote",
+            "hook",
+            "husky",
+            "husky-dir",
+            "rename-git",
+            "rename-husky",
+        ],
+        &["commit", "branch", "stash"],
+    );
     // git's own error, and the hooks still run.
     assert!(
         field(&text, "fsmonitor-error:").contains(".git/config"),
@@ -224,18 +225,18 @@ fn a_worktree_git_file_and_submodule_gitdirs_are_no_way_around() {
     let output = run(launcher.shell_as_user(&[] as &[&str], &["bash", "-c", &probe]));
     assert_eq!(output.status.code(), Some(0));
     let text = stdout(&output);
-    for refused in [
-        "fsmonitor",
-        "dotgit",
-        "main-config",
-        "main-hook",
-        "commondir",
-        "rename-worktrees",
-    ] {
-        assert_eq!(field(&text, &format!("{refused}:")), "refused", "{refused}");
-    }
-    assert_eq!(field(&text, "commit:"), "done");
-    assert_eq!(field(&text, "branch:"), "done");
+    assert_attempts(
+        &text,
+        &[
+            "fsmonitor",
+            "dotgit",
+            "main-config",
+            "main-hook",
+            "commondir",
+            "rename-worktrees",
+        ],
+        &["commit", "branch"],
+    );
     assert_eq!(
         git(&main, &["log", "--format=%s", "wt2"]),
         "wt-change\ninit"
@@ -290,15 +291,16 @@ fn a_worktree_git_file_and_submodule_gitdirs_are_no_way_around() {
     let output = run(command);
     assert_eq!(output.status.code(), Some(0));
     let text = stdout(&output);
-    for refused in [
-        "module-config",
-        "module-hook",
-        "module-dotgit",
-        "module-rename",
-    ] {
-        assert_eq!(field(&text, &format!("{refused}:")), "refused", "{refused}");
-    }
-    assert_eq!(field(&text, "module-commit:"), "done");
+    assert_attempts(
+        &text,
+        &[
+            "module-config",
+            "module-hook",
+            "module-dotgit",
+            "module-rename",
+        ],
+        &["module-commit"],
+    );
     assert_eq!(
         git(
             &superproject.join("libs/sub"),
@@ -365,12 +367,11 @@ fn dotfiles_and_agent_code_are_read_only_and_new_protected_files_are_reported() 
     // The agent's status, whatever the warning.
     assert_eq!(output.status.code(), Some(3));
     let text = stdout(&output);
-    for refused in ["dotfiles", "extensions", "npm-global", "skills", "denied"] {
-        assert_eq!(field(&text, &format!("{refused}:")), "refused", "{refused}");
-    }
-    for done in ["settings", "sessions", "mcp", "vscode"] {
-        assert_eq!(field(&text, &format!("{done}:")), "done", "{done}");
-    }
+    assert_attempts(
+        &text,
+        &["dotfiles", "extensions", "npm-global", "skills", "denied"],
+        &["settings", "sessions", "mcp", "vscode"],
+    );
     assert_eq!(
         std::fs::read_to_string(dotfiles.join("bashrc")).unwrap(),
         "# mine\n"

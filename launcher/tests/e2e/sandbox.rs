@@ -11,7 +11,7 @@ use agent_sandbox::ExitStatus;
 use agent_sandbox_e2e::{Upstream, debian_image, docker_ok};
 
 use crate::support::{
-    Launcher, USER, launcher_binary, launcher_objects, run, stdout, wait_for_agent,
+    Launcher, USER, field, launcher_binary, launcher_objects, run, stdout, wait_for_agent,
 };
 
 /// No launcher options.
@@ -40,13 +40,6 @@ impl Launcher {
     fn channels(&self) -> usize {
         std::fs::read_dir(&self.runtime).unwrap().count()
     }
-}
-
-fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    text.lines()
-        .find_map(|line| line.strip_prefix(key))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
 }
 
 #[test]

@@ -165,6 +165,14 @@ pub fn run(mut command: Command) -> Output {
     output
 }
 
+/// The value after `key` on its line of `text` (a probe's `key: value` lines).
+pub fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
+
 /// Its standard output, as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
