@@ -1,6 +1,7 @@
 //! `agent-sandbox doctor`: what a run would use and whether it would work: the engine
-//! (address, version, negotiated API), the images (present, up to date), the allowlist,
-//! the network mode, and the agent's limits.
+//! (address, version, negotiated API), both images (present and current, or where they
+//! would come from), the allowlist, the network mode, what is protected from the agent,
+//! and the agent's limits.
 
 use std::io::Write as _;
 
@@ -9,10 +10,12 @@ use crate::exit::ExitStatus;
 use crate::options::profile::Profile;
 use crate::options::{Isolation, Network, Options};
 use crate::report::chain;
+use crate::sandbox::checkout::Checkout;
 use crate::sandbox::config::{
     AgentImage, DEFAULT_MEMORY_SHARE, Host, Limits, Memory, SandboxConfig,
 };
 use crate::sandbox::images;
+use crate::sandbox::sidecar_image;
 
 /// Checks everything and prints a report on stdout; the status is 0 when a run would
 /// start, 125 otherwise.
@@ -115,50 +118,57 @@ async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
         Ok(total) => lines.push((true, limits(&config.limits, total))),
         Err(error) => lines.push((false, chain(&error))),
     }
-    let mut ok = true;
-    let mut image = |name: &str, present: Result<Option<bool>, String>| match present {
-        Ok(Some(true)) => lines.push((true, format!("image {name}: present, up to date"))),
-        Ok(Some(false)) => lines.push((
-            true,
-            format!("image {name}: present, out of date (rebuilt on the next run)"),
-        )),
-        Ok(None) => lines.push((
-            true,
-            format!("image {name}: missing (built on the next run)"),
-        )),
-        Err(error) => {
-            ok = false;
-            lines.push((false, format!("image {name}: {error}")));
-        }
-    };
-    let labels = engine
-        .image_labels(config.image.name())
-        .await
-        .map_err(|e| chain(&e));
-    match &config.image {
-        AgentImage::Built(spec) => image(
-            &spec.tag,
-            labels.map(|l| l.map(|l| images::is_current(spec, Some(&l)))),
-        ),
-        AgentImage::Given(name) => match labels {
-            Ok(None) => image(name, Err("not found (given with --image)".to_owned())),
-            other => image(name, other.map(|l| l.map(|_| true))),
-        },
-    }
-    if let Some(proxy) = &config.proxy {
-        match engine
-            .image_labels(&proxy.image)
+    let agent = agent_image_line(&engine, &config.image).await;
+    let checkout = Checkout::find(config.source_checkout.as_deref()).map_err(|e| chain(&e));
+    let sidecar = match checkout {
+        Ok(checkout) => sidecar_image::describe(&engine, &config.sidecar_image, checkout.as_ref())
             .await
-            .map_err(|e| chain(&e))
-        {
-            Ok(None) => image(
-                &proxy.image,
-                Err("not found: pass --proxy-image IMAGE".to_owned()),
-            ),
-            other => image(&proxy.image, other.map(|l| l.map(|_| true))),
-        }
+            .map_err(|e| chain(&e)),
+        Err(error) => Err(error),
+    };
+    let used = if config.proxy.is_some() {
+        ""
+    } else {
+        " (used with --proxy)"
+    };
+    let sidecar = sidecar.map(|line| {
+        format!(
+            "sidecar image {}{used}: {line}",
+            config.sidecar_image.name()
+        )
+    });
+    let mut ok = true;
+    for line in [agent, sidecar] {
+        ok &= line.is_ok();
+        lines.push((line.is_ok(), line.unwrap_or_else(|error| error)));
     }
     ok
+}
+
+/// The agent image's line: present and current, or where it would come from.
+async fn agent_image_line(engine: &Engine, image: &AgentImage) -> Result<String, String> {
+    let name = image.name();
+    let labels = engine.image_labels(name).await.map_err(|e| chain(&e))?;
+    match (image, labels) {
+        (AgentImage::Built(spec), Some(labels)) if images::is_current(spec, Some(&labels)) => {
+            Ok(format!("agent image {name}: present, up to date"))
+        }
+        (AgentImage::Built(spec), labels) => Ok(format!(
+            "agent image {name}: {}: built on the next run from the embedded Dockerfile, FROM {}",
+            if labels.is_some() {
+                "out of date"
+            } else {
+                "missing"
+            },
+            spec.build_args
+                .get("BASE_IMAGE")
+                .map_or("?", String::as_str)
+        )),
+        (AgentImage::Given(_), Some(_)) => Ok(format!("agent image {name}: present")),
+        (AgentImage::Given(_), None) => Err(format!(
+            "agent image {name}: not found (given with --image; it is never built or pulled)"
+        )),
+    }
 }
 
 /// The agent's limits, saying where the memory limit comes from.

@@ -15,8 +15,10 @@ use crate::options::cli::{self, Cli, Command};
 use crate::options::profile::{Profile, ProfileError};
 use crate::options::settings::{Settings, SettingsError};
 use crate::report::{chain, notice};
+use crate::sandbox::checkout::CheckoutError;
 use crate::sandbox::config::ConfigError;
 use crate::sandbox::images::ImageError;
+use crate::sandbox::sidecar_image::SidecarImageError;
 use crate::sandbox::{SandboxError, liveness, teardown};
 use crate::terminal::browser::{self, Channel};
 
@@ -86,13 +88,11 @@ pub(crate) enum Error {
     /// The signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
-    /// The proxy sidecar image is not there.
-    #[error(
-        "proxy image {image} not found: build it from a source checkout with \
-         `scripts/build-proxy-image.sh --tag {image}` (no pulls) or \
-         `docker build -f images/proxy/Dockerfile -t {image} .`, or pass --proxy-image IMAGE"
-    )]
-    NoProxyImage { image: String },
+    #[error(transparent)]
+    SidecarImage(#[from] SidecarImageError),
+    /// The settings name a source checkout that is not one.
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
 }
 
 impl Error {

@@ -16,10 +16,12 @@ use crate::exit::ExitStatus;
 use crate::options::profile::{Missing, Profile, ResolvedMount};
 use crate::options::{Isolation, Network, Options};
 use crate::report::{chain, notice};
+use crate::sandbox::checkout::Checkout;
 use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
 use crate::sandbox::images::{self, ImageState};
 use crate::sandbox::labels::{Owner, Session};
 use crate::sandbox::protect::snapshot::Watch;
+use crate::sandbox::sidecar_image;
 use crate::sandbox::{AgentNetwork, Sandbox, liveness, teardown};
 use crate::terminal::browser::{self, Channel, Follower};
 use crate::terminal::{self, RawMode, stdio};
@@ -159,19 +161,23 @@ async fn supervise(
     }
 }
 
-/// Builds the agent image when needed, and checks the proxy image is there.
+/// Builds the agent image when needed, and makes sure of the sidecar image in proxy
+/// mode or when a rebuild is asked for.
 async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), Error> {
     if let AgentImage::Built(spec) = &config.image
         && images::ensure(engine, spec, config.rebuild).await? == ImageState::Built
     {
         notice(&format!("built {}", spec.tag));
     }
-    if let Some(proxy) = &config.proxy
-        && engine.image_labels(&proxy.image).await?.is_none()
-    {
-        return Err(Error::NoProxyImage {
-            image: proxy.image.clone(),
-        });
+    if config.proxy.is_some() || config.rebuild {
+        let checkout = Checkout::find(config.source_checkout.as_deref())?;
+        sidecar_image::ensure(
+            engine,
+            &config.sidecar_image,
+            checkout.as_ref(),
+            config.rebuild,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -16,9 +16,10 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, ResizeContainerTTYOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateImageOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, ResizeContainerTTYOptionsBuilder,
+    TagImageOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -72,6 +73,19 @@ pub(crate) struct EngineVersion {
 pub(crate) struct ImageCommand {
     pub(crate) entrypoint: Vec<String>,
     pub(crate) cmd: Vec<String>,
+}
+
+/// What the engine reports about one layer of a pull.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerProgress {
+    /// The layer's short id.
+    pub(crate) layer: String,
+    /// `Downloading`, `Download complete`, `Pull complete`, `Already exists`, ...
+    pub(crate) status: String,
+    /// Bytes done of the current step, when the engine says.
+    pub(crate) current: Option<u64>,
+    /// The step's total bytes, when the engine says.
+    pub(crate) total: Option<u64>,
 }
 
 /// The kinds of engine object a run creates.
@@ -353,6 +367,68 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Pulls `repository` at `reference` (a tag, or a digest `sha256:…`) for the engine's
+    /// platform, reporting the progress of each layer to `progress`.
+    ///
+    /// # Errors
+    ///
+    /// The registry cannot be reached, refuses, or has no such image.
+    pub(crate) async fn pull_image(
+        &self,
+        repository: &str,
+        reference: &str,
+        mut progress: impl FnMut(LayerProgress),
+    ) -> Result<(), EngineError> {
+        let separator = if reference.contains(':') { '@' } else { ':' };
+        let object = format!("image {repository}{separator}{reference}");
+        // The tag (or digest) always goes separately: without one the engine pulls every tag.
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(repository)
+            .tag(reference)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(failed("pull", object.clone()))?;
+            if let Some(detail) = info.error_detail {
+                return Err(failed("pull", object)(detail.message.unwrap_or_default()));
+            }
+            if let (Some(layer), Some(status)) = (info.id, info.status) {
+                let detail = info.progress_detail.unwrap_or_default();
+                progress(LayerProgress {
+                    layer,
+                    status,
+                    current: detail.current.and_then(|n| u64::try_from(n).ok()),
+                    total: detail.total.and_then(|n| u64::try_from(n).ok()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Names `image` (a name, an id, or `repository@digest`) `repository:tag` too.
+    ///
+    /// # Errors
+    ///
+    /// There is no such image, or the engine fails.
+    pub(crate) async fn tag_image(
+        &self,
+        image: &str,
+        repository: &str,
+        tag: &str,
+    ) -> Result<(), EngineError> {
+        let options = TagImageOptionsBuilder::default()
+            .repo(repository)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(image, Some(options))
+            .await
+            .map_err(failed(
+                "tag",
+                format!("image {image} as {repository}:{tag}"),
+            ))
     }
 
     /// Creates a bridge network (`internal`: without a route out) and returns its id.

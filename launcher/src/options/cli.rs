@@ -4,9 +4,11 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::options::image_ref::{ImageRef, VERSION};
 use crate::options::limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
 use crate::options::profile::BUILTIN_AGENTS;
 use crate::options::{Isolation, Lang, Network};
@@ -15,10 +17,14 @@ use crate::options::{Isolation, Lang, Network};
 /// (a symlink `pi -> agent-sandbox`) means `agent-sandbox run <that agent>`.
 const LAUNCHER_NAME: &str = "agent-sandbox";
 
+/// What `--version` prints after the name: the version and the sidecar image it runs.
+static VERSION_TEXT: LazyLock<String> =
+    LazyLock::new(|| format!("{VERSION}\nsidecar image {}", ImageRef::default_sidecar()));
+
 /// Runs coding agents in hardened Docker containers, with network egress through an
 /// allowlist proxy.
 #[derive(Debug, Parser)]
-#[command(name = LAUNCHER_NAME, version, about, propagate_version = true, args_override_self = true)]
+#[command(name = LAUNCHER_NAME, version = VERSION_TEXT.as_str(), about, propagate_version = true, args_override_self = true)]
 pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -33,7 +39,8 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Run a command (default: an interactive shell) in the same sandbox the agent gets.
     Shell(ShellArgs),
-    /// Build the agent image (one variant, or all) and the proxy image.
+    /// Build the agent image (one variant, or all) and make sure of the sidecar image
+    /// (built from the source checkout when there is one, else pulled when missing).
     Build(BuildArgs),
     /// Remove containers, networks and volumes left by launcher runs that no longer exist.
     Gc,
@@ -80,6 +87,21 @@ pub(crate) struct BuildArgs {
     /// The image the agent image is built FROM.
     #[arg(long, value_name = "IMAGE")]
     pub(crate) base_image: Option<String>,
+    /// The sidecar image to make sure of [default: the one this launcher expects].
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) proxy_image: Option<String>,
+    /// Only this image: the agent image or the sidecar image.
+    #[arg(long, value_enum, conflicts_with = "all")]
+    pub(crate) only: Option<ImageKind>,
+}
+
+/// The two images a sandbox runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ImageKind {
+    /// The agent image (built from the embedded Dockerfile).
+    Agent,
+    /// The proxy sidecar image (pulled, or built from a source checkout).
+    Sidecar,
 }
 
 /// Options shared by every command that sets up a sandbox. Each is optional so that the
@@ -99,7 +121,8 @@ pub(crate) struct SandboxArgs {
     /// The image variant.
     #[arg(short, long, value_enum)]
     pub(crate) lang: Option<Lang>,
-    /// Rebuild the images before running, even when they are up to date.
+    /// Rebuild the agent image and make sure of the sidecar image (built from the source
+    /// checkout when there is one, else pulled when missing) before running.
     #[arg(short, long)]
     pub(crate) build: bool,
     /// Run this image instead of the built agent image.
@@ -108,7 +131,7 @@ pub(crate) struct SandboxArgs {
     /// The image the agent image is built FROM.
     #[arg(long, value_name = "IMAGE")]
     pub(crate) base_image: Option<String>,
-    /// Use this proxy sidecar image instead of building one.
+    /// The proxy sidecar image [default: the published image of this launcher's version].
     #[arg(long, value_name = "IMAGE")]
     pub(crate) proxy_image: Option<String>,
     /// Attach the proxy sidecar to this existing Docker network instead of a per-run one.

@@ -5,6 +5,7 @@
 //! Nothing here looks at the host or the engine: that is `sandbox::config`'s job.
 
 pub(crate) mod cli;
+pub(crate) mod image_ref;
 pub(crate) mod limits;
 pub(crate) mod profile;
 pub(crate) mod settings;
@@ -29,6 +30,8 @@ pub(crate) struct Options {
     pub(crate) image: Option<String>,
     pub(crate) base_image: Option<String>,
     pub(crate) proxy_image: Option<String>,
+    /// The source checkout to build the sidecar image from (settings only; empty: none).
+    pub(crate) source_checkout: Option<PathBuf>,
     pub(crate) egress_network: Option<String>,
     pub(crate) isolation: Isolation,
     /// The network without the proxy.

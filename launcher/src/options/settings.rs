@@ -7,6 +7,7 @@
 //! allowed_domains = "~/.agents/proxy_allowed_domains.txt"
 //! lang = "go"
 //! memory = "4g"            # or "none"
+//! source_checkout = "~/src/agent-sandbox"   # to build the sidecar image when a pull fails
 //! cpus = 2
 //! protect = ["scripts/hooks/"]        # more paths of the project read-only in the sandbox
 //! unprotect = [".github/workflows/"]  # default ones the agent may change
@@ -65,6 +66,9 @@ pub(crate) struct Settings {
     pub(crate) base_image: Option<String>,
     /// Default for `--proxy-image`.
     pub(crate) proxy_image: Option<String>,
+    /// The source checkout the sidecar image is built from when it cannot be pulled
+    /// (default: the one the launcher was built from; `""`: never build it).
+    pub(crate) source_checkout: Option<PathBuf>,
     /// Default for `--egress-network`.
     pub(crate) egress_network: Option<String>,
     /// Default for `--isolation`.
@@ -152,6 +156,7 @@ impl Settings {
             image: given(&flags.image, &self.image),
             base_image: given(&flags.base_image, &self.base_image),
             proxy_image: given(&flags.proxy_image, &self.proxy_image),
+            source_checkout: self.source_checkout.clone(),
             egress_network: given(&flags.egress_network, &self.egress_network),
             isolation: flags.isolation.or(self.isolation).unwrap_or_default(),
             network: flags.network.or(self.network).unwrap_or_default(),

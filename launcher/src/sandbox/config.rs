@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sandbox_policy::{LoadError, Policy, PolicyOptions};
 
+use crate::options::image_ref::ImageRef;
 use crate::options::limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
 use crate::options::profile::{Missing, Profile, ResolvedMount};
 use crate::options::{Isolation, Lang, Network, Options};
@@ -15,8 +16,6 @@ use crate::sandbox::{labels, workdir};
 
 /// The allowlist used when none is given (the old wrapper's location).
 const DEFAULT_ALLOWLIST: &str = "~/.agents/proxy_allowed_domains.txt";
-/// The proxy sidecar image used when `--proxy-image` is not given.
-pub(crate) const DEFAULT_PROXY_IMAGE: &str = "agent-sandbox/proxy:latest";
 /// The agent's process limit when none is given: far above what an agent, its tools
 /// and a parallel build use, far below what a fork bomb needs to hurt the host.
 const DEFAULT_PIDS: u32 = 4096;
@@ -195,6 +194,10 @@ pub(crate) struct SandboxConfig {
     pub(crate) image: AgentImage,
     /// Rebuild the images even when up to date.
     pub(crate) rebuild: bool,
+    /// The sidecar image (also outside proxy mode: `--build` makes sure of it).
+    pub(crate) sidecar_image: ImageRef,
+    /// The settings' `source_checkout`, expanded.
+    pub(crate) source_checkout: Option<PathBuf>,
     /// The working directory, mounted at the same path.
     pub(crate) workdir: PathBuf,
     /// The UID and GID the agent runs as.
@@ -264,15 +267,13 @@ impl SandboxConfig {
             Policy::load(path, &PolicyOptions::default(), 1)
                 .map_err(ConfigError::InvalidAllowlist)?;
         }
+        let sidecar_image = ImageRef::sidecar(args.proxy_image.as_deref());
         let proxy = allowlist
             .clone()
             .filter(|_| args.proxy)
             .map(|allowlist| ProxyConfig {
                 allowlist,
-                image: args
-                    .proxy_image
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_PROXY_IMAGE.to_owned()),
+                image: sidecar_image.name(),
                 egress_network: args.egress_network.clone(),
                 isolation: args.isolation,
             });
@@ -305,6 +306,11 @@ impl SandboxConfig {
             allowlist,
             image,
             rebuild: args.rebuild,
+            source_checkout: args
+                .source_checkout
+                .as_deref()
+                .map(|path| host.expand(path)),
+            sidecar_image,
             workdir,
             user: (host.uid, host.gid),
             mounts,
@@ -389,7 +395,7 @@ mod tests {
         };
         let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
         assert_eq!(proxy.allowlist, std::fs::canonicalize(&file).unwrap());
-        assert_eq!(proxy.image, DEFAULT_PROXY_IMAGE);
+        assert_eq!(proxy.image, ImageRef::default_sidecar().name());
         assert_eq!(proxy.isolation, Isolation::NoNetwork);
         assert_eq!(proxy.egress_network, None);
     }

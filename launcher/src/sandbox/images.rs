@@ -4,14 +4,13 @@
 //! variant is refused before anything is built.
 
 use std::collections::HashMap;
-use std::io::IsTerminal as _;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::engine::{Engine, EngineError};
 use crate::options::Lang;
 use crate::sandbox::labels::{INPUTS_HASH, MANAGED_BY, MANAGED_BY_VALUE};
+use crate::terminal::progress::Progress;
 
 /// The agent image's Dockerfile.
 const AGENT_DOCKERFILE: &str = include_str!("../../../images/agent/Dockerfile");
@@ -122,7 +121,7 @@ pub(crate) fn is_current(spec: &ImageSpec, labels: Option<&HashMap<String, Strin
 }
 
 /// Makes `spec`'s image available: builds it when missing, when its inputs changed, or
-/// when `force`. Progress goes to a spinner on a terminal, to the debug log otherwise.
+/// when `force`. Progress goes to a spinner on a terminal, and to the debug log.
 ///
 /// # Errors
 ///
@@ -142,29 +141,20 @@ pub async fn ensure(
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (INPUTS_HASH.to_owned(), spec.inputs_hash()),
     ]);
-    let spinner = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar.set_prefix(spec.tag.clone());
-        bar
-    });
-    let result = engine
+    let progress = Progress::spinner(format!("building {}", spec.tag));
+    engine
         .build_image(
             &spec.tag,
             context,
             &spec.target,
             &spec.build_args,
             &labels,
-            |line| match &spinner {
-                Some(bar) => bar.set_message(format!("building {}: {line}", spec.tag)),
-                None => tracing::debug!(image = %spec.tag, line, "build"),
+            |line| {
+                progress.set_message(format!("building {}: {line}", spec.tag));
+                tracing::debug!(image = %spec.tag, line, "build");
             },
         )
-        .await;
-    if let Some(bar) = spinner {
-        bar.finish_and_clear();
-    }
-    result?;
+        .await?;
     Ok(ImageState::Built)
 }
 

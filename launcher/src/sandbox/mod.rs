@@ -5,6 +5,7 @@
 //! container ([`agent`]), and teardown in reverse order on every path ([`teardown`]).
 
 mod agent;
+pub(crate) mod checkout;
 pub(crate) mod config;
 pub(crate) mod denied;
 pub mod images;
@@ -12,6 +13,7 @@ pub(crate) mod labels;
 pub(crate) mod liveness;
 pub(crate) mod protect;
 mod sidecar;
+pub(crate) mod sidecar_image;
 pub(crate) mod teardown;
 mod workdir;
 

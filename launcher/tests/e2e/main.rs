@@ -2,8 +2,9 @@
 //! the real Docker engine, one test binary: sandboxed runs ([`sandbox`]), what runs on
 //! the host protected from the agent ([`protect`]), the network without the proxy
 //! ([`network`]), limits, logs and volumes ([`limits`]), the interactive terminal
-//! ([`terminal`]) and image builds ([`images`]). Shared helpers are
-//! in [`support`]; Docker helpers come from the `agent-sandbox-e2e` crate.
+//! ([`terminal`]), image builds ([`images`]) and the first run without a sidecar image
+//! ([`first_run`]). Shared helpers are in [`support`] and [`pty`]; Docker helpers come
+//! from the `agent-sandbox-e2e` crate.
 //!
 //! Everything a run creates carries its scope's labels (`--label`), so the scope removes
 //! it even when a test fails.
@@ -11,11 +12,13 @@
 // Helpers outside `#[test]` functions fail the calling test by panicking.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
+mod first_run;
 mod images;
 mod limits;
 #[cfg(target_os = "linux")]
 mod network;
 mod protect;
+mod pty;
 mod sandbox;
 mod support;
 mod terminal;

@@ -165,3 +165,51 @@ fn help_documents_examples_format_and_exit_codes() {
     let (code, _, _) = run(&["--no-such-flag"]);
     assert_eq!(code, 64);
 }
+
+/// The README's first command: the proxy on the example allowlist starts without a
+/// single lint warning, and the example allows what its comments say and no wider.
+#[test]
+fn the_example_allowlist_loads_cleanly_and_allows_only_what_it_says() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/allowed_domains.txt");
+    let proxy = Running::start(&example, &[]);
+    let loaded = proxy.events();
+    assert!(
+        loaded
+            .iter()
+            .any(|event| event["message"] == "policy loaded"),
+        "{loaded:?}"
+    );
+    let warnings: Vec<_> = loaded
+        .iter()
+        .filter(|event| event["level"] != "INFO")
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let path = example.to_str().unwrap();
+    let (code, stdout, stderr) = run(&[
+        "check",
+        "--allowlist",
+        path,
+        "github.com",
+        "api.github.com",
+        "raw.githubusercontent.com",
+        "api.atlassian.com",
+        "gist.github.com",
+        "gist.githubusercontent.com",
+        "attacker.atlassian.net",
+        "host.docker.internal",
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let verdicts: Vec<&str> = stdout
+        .lines()
+        .map(|line| line.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            "allowed", "allowed", "allowed", "allowed", "denied", "denied", "denied", "denied"
+        ],
+        "{stdout}"
+    );
+}
