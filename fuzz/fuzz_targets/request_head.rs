@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use sandbox_proxy::server::framing::{BodyFraming, body_framing};
-use sandbox_proxy::server::sniff::{Sniffed, Verdict, Verdicts};
+use sandbox_proxy::server::sniff::{Judged, Sniffed, Verdicts};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Largest head the sniffer accepts here: small, so the too-large path is reached.
@@ -20,7 +20,7 @@ const VERDICTS: usize = 16;
 
 /// Feeds `stream` through a sniffer in reads of at most `read_size` bytes and returns
 /// the first verdicts it queued.
-fn verdicts(stream: &[u8], read_size: usize) -> Vec<Verdict> {
+fn verdicts(stream: &[u8], read_size: usize) -> Vec<Judged> {
     let queue = Verdicts::default();
     let mut sniffed = Sniffed::new(stream, MAX_HEAD, queue.clone());
     let mut context = Context::from_waker(Waker::noop());

@@ -167,6 +167,8 @@ pub(crate) struct ServeArgs {
     /// Require the TLS server name of tunnels to --sni-ports to be the CONNECT host.
     /// The ClientHello is read, never decrypted, within --header-read-timeout; a refused
     /// tunnel is closed before a single byte reaches the (already connected) upstream.
+    /// A hello offering Encrypted Client Hello (GREASE included) is refused: its real
+    /// server name is hidden.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
     pub(crate) sni_check: Switch,
     /// Tunnel ports that must carry TLS with a matching server name.
@@ -177,6 +179,17 @@ pub(crate) struct ServeArgs {
         default_value = "443"
     )]
     pub(crate) sni_ports: Vec<u16>,
+    /// Tunnel ports served as HTTP: each request inside a CONNECT tunnel to these ports
+    /// is checked and forwarded like a proxy request, to the CONNECT host only (another
+    /// Host is refused with 403 host-mismatch). Allowed ports in neither --http-ports
+    /// nor --sni-ports are raw byte tunnels.
+    #[arg(
+        long,
+        value_name = "PORTS",
+        value_delimiter = ',',
+        default_value = "80"
+    )]
+    pub(crate) http_ports: Vec<u16>,
 }
 
 /// Options of `explain`.

@@ -26,6 +26,9 @@ pub(crate) enum ConfigError {
     /// `--listen` names the same address twice, or nothing.
     #[error("--listen: {0}")]
     BadListen(&'static str),
+    /// A port is both served as HTTP and checked for TLS, or is 0.
+    #[error("--http-ports: {0}")]
+    BadHttpPorts(String),
 }
 
 /// Where the allowlist is and how to compile it.
@@ -92,6 +95,22 @@ impl TryFrom<ServeArgs> for ServeConfig {
                 "the management address must differ from the proxy's",
             ));
         }
+        let sni_checked =
+            |port: &u16| args.sni_check == Switch::On && args.sni_ports.contains(port);
+        if let Some(port) = args
+            .http_ports
+            .iter()
+            .find(|port| **port == 0 || sni_checked(port))
+        {
+            return Err(ConfigError::BadHttpPorts(format!(
+                "port {port} cannot be served as HTTP{}",
+                if *port == 0 {
+                    ""
+                } else {
+                    " and also carry TLS (--sni-ports)"
+                }
+            )));
+        }
         let pins = args
             .resolve
             .iter()
@@ -116,8 +135,24 @@ impl TryFrom<ServeArgs> for ServeConfig {
                     ports: args.sni_ports,
                     timeout: args.header_read_timeout,
                 },
+                http_ports: args.http_ports,
             },
         })
+    }
+}
+
+impl ServeConfig {
+    /// Ports every entry without a port allows (`--ports`) whose tunnels are neither
+    /// served as HTTP nor checked for TLS: raw byte tunnels to any allowed host.
+    pub(crate) fn raw_default_ports(&self) -> Vec<u16> {
+        let sni = &self.limits.sni;
+        self.policy
+            .options
+            .default_ports
+            .iter()
+            .copied()
+            .filter(|port| !self.limits.http_ports.contains(port) && !sni.applies_to(*port))
+            .collect()
     }
 }
 
@@ -161,6 +196,16 @@ mod tests {
         assert_eq!(config.limits.max_header_bytes, 65536);
         assert!(config.limits.sni.enabled);
         assert_eq!(config.limits.sni.ports, [443]);
+        assert_eq!(config.limits.http_ports, [80]);
+        assert!(config.raw_default_ports().is_empty());
+        let wide = serve(&[
+            "sandbox-proxy",
+            "--allowlist",
+            "a",
+            "--ports",
+            "80,443,8080",
+        ]);
+        assert_eq!(wide.unwrap().raw_default_ports(), [8080]);
     }
 
     #[test]
@@ -280,6 +325,36 @@ mod tests {
             (
                 &["sandbox-proxy", "--allowlist", "a", "--sni-check", "maybe"],
                 false,
+            ),
+            (
+                &[
+                    "sandbox-proxy",
+                    "--allowlist",
+                    "a",
+                    "--http-ports",
+                    "80,8080",
+                ],
+                true,
+            ),
+            (
+                &["sandbox-proxy", "--allowlist", "a", "--http-ports", "443"],
+                false,
+            ),
+            (
+                &["sandbox-proxy", "--allowlist", "a", "--http-ports", "0"],
+                false,
+            ),
+            (
+                &[
+                    "sandbox-proxy",
+                    "--allowlist",
+                    "a",
+                    "--sni-check",
+                    "off",
+                    "--http-ports",
+                    "443",
+                ],
+                true,
             ),
         ];
         for (args, ok) in table {

@@ -73,6 +73,13 @@ pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         "policy loaded"
     );
     crate::ops::lint::log_findings(&config.policy.allowlist, policy.allowlist());
+    for port in config.raw_default_ports() {
+        tracing::warn!(
+            port,
+            "--ports allows this port for every entry, but it is in neither --http-ports nor \
+             --sni-ports: tunnels to it are raw, unchecked byte streams"
+        );
+    }
     let telemetry = Arc::new(Telemetry::default());
     telemetry.policy(policy.generation(), policy.allowlist().len());
     let resolver = Resolver::system(config.pins)?;
@@ -94,11 +101,19 @@ pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let reloads = Arc::new(ReloadStatus::default());
     let background = CancellationToken::new();
     let _stop_background = background.clone().drop_guard();
+    let mut own = OwnAddresses::new(
+        listeners
+            .iter()
+            .filter_map(Listener::local_tcp_addr)
+            .collect(),
+    );
     if let Some(address) = config.admin {
         let admin = TcpListener::bind(address)
             .await
             .map_err(|source| ServeError::Admin { address, source })?;
         let bound = admin.local_addr().unwrap_or(address);
+        // The management endpoints are as much the proxy's own as its listeners.
+        own.add(bound);
         tracing::info!(address = %bound, "management listening");
         let state = Arc::new(AdminState {
             policy: store.clone(),
@@ -116,12 +131,6 @@ pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         reloads,
     );
     reloader.spawn(background.clone());
-    let own = OwnAddresses::new(
-        listeners
-            .iter()
-            .filter_map(Listener::local_tcp_addr)
-            .collect(),
-    );
     let dialer = Dialer::new(resolver, config.limits.connect_timeout, own);
     let server = Server::new(store, dialer, config.limits, telemetry);
     // Handlers are installed before readiness is announced, so a supervisor may stop

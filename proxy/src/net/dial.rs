@@ -56,7 +56,8 @@ pub struct Dialer {
     own_addresses: OwnAddresses,
 }
 
-/// The proxy's own listening addresses, which it must never connect to.
+/// The proxy's own listening addresses (its listeners and the management listener),
+/// which it must never connect to.
 #[derive(Clone, Debug, Default)]
 pub struct OwnAddresses {
     listeners: Vec<SocketAddr>,
@@ -66,6 +67,11 @@ impl OwnAddresses {
     /// The TCP addresses the proxy listens on.
     pub fn new(listeners: Vec<SocketAddr>) -> OwnAddresses {
         OwnAddresses { listeners }
+    }
+
+    /// Adds another address the proxy listens on.
+    pub fn add(&mut self, listener: SocketAddr) {
+        self.listeners.push(listener);
     }
 
     /// True when connecting to `target` could reach one of our own listeners.

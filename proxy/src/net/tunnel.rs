@@ -112,6 +112,16 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// Counts `bytes` moved from the client to the upstream.
+    pub(crate) fn add_up(&self, bytes: u64) {
+        self.up.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` moved from the upstream to the client.
+    pub(crate) fn add_down(&self, bytes: u64) {
+        self.down.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// The bytes moved so far.
     pub(crate) fn snapshot(&self) -> Transferred {
         Transferred {

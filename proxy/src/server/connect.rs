@@ -1,18 +1,34 @@
-//! `CONNECT host:port`: decide, dial, and only then answer 200 and relay.
+//! `CONNECT host:port`: decide, dial, and only then answer 200 and open the tunnel.
+//!
+//! What the tunnel is depends on the port: on `--sni-ports` the TLS name check screens
+//! the ClientHello and bytes are then relayed; on `--http-ports` the proxy serves the
+//! HTTP requests inside the tunnel itself, towards the CONNECT host only
+//! ([`super::origin`]); any other port the allowlist allows is a raw byte relay.
+//!
+//! The tunnel subscribes to policy changes before the policy decides, so a reload that
+//! lands while the name resolves or the connection opens is not missed: a policy that
+//! no longer allows the destination by the time the dial completes is answered 403, and
+//! one that arrives later closes the tunnel.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use sandbox_policy::Policy;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::client_end::ClientEnd;
+use super::origin::{self, DialConnector, NoRewrite, Origin, Served};
 use super::record::{DecisionRecord, Outcome};
+use super::request::Target;
 use super::respond::ProxyError;
 use super::sniff::Sniffed;
 use super::{ProxyBody, Shared, fail, request};
 use crate::live::revoke;
+use crate::net::dial::Dialed;
 use crate::net::tunnel::{self, Counters, Socket, Transferred, TunnelEnd};
 use crate::ops::telemetry::LimitHit;
 
@@ -32,7 +48,9 @@ where
         Err(err) => return fail(record, err),
     };
     record.target = Some(target.clone());
-    let policy = record.policy().clone();
+    let mut changes = shared.policy.subscribe();
+    let policy = changes.borrow_and_update().clone();
+    record.decided_by(policy.clone());
     let permit = match policy.check_target(&target.host, target.port) {
         Ok(permit) => permit,
         Err(denial) => return fail(record, ProxyError::Denied(denial)),
@@ -47,38 +65,137 @@ where
         Err(err) => return fail(record, err.into()),
     };
     record.address = Some(dialed.address);
+    if let Err(denial) = revoke::recheck(&mut changes, &target.host, target.port, dialed.address) {
+        return fail(record, ProxyError::Denied(denial));
+    }
     shared.telemetry.connected(dialed.elapsed);
     record.outcome = Outcome::Allowed;
     record.status = StatusCode::OK.as_u16();
-    let idle_timeout = shared.limits.idle_timeout;
-    let changes = shared.policy.subscribe();
-    let telemetry = shared.telemetry.clone();
-    let sni = shared.limits.sni.clone();
+    let tunnel = Tunnel {
+        target,
+        dialed,
+        record,
+        shared: shared.clone(),
+    };
     shared.tasks.spawn(async move {
         let _slot = slot;
-        let upgraded = match hyper::upgrade::on(request).await {
-            Ok(upgraded) => upgraded,
-            Err(err) => {
-                tracing::debug!(error = %err, "client left before the tunnel opened");
-                record.tunnel_ended(TunnelEnd::Error, Transferred::default());
-                return;
-            }
-        };
-        let Ok(parts) = upgraded.downcast::<TokioIo<Sniffed<S>>>() else {
-            // Cannot happen: the connection is served over exactly this stream type.
-            record.tunnel_ended(TunnelEnd::Error, Transferred::default());
+        let mut tunnel = tunnel;
+        let Some((client, early)) = opened::<S>(request).await else {
+            tunnel
+                .record
+                .tunnel_ended(TunnelEnd::Error, Transferred::default());
             return;
         };
-        let client = parts.io.into_inner().into_inner();
+        let Target { host, port } = tunnel.target.clone();
+        let revoked = revoke::revoked(changes, &host, port, tunnel.dialed.address);
+        tunnel.run(client, early, revoked).await;
+    });
+    let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    *response.status_mut() = StatusCode::OK;
+    response
+}
+
+/// The client's stream once the 200 is sent, with the bytes it sent behind the CONNECT
+/// head; `None` when the client left first.
+async fn opened<S>(request: Request<Incoming>) -> Option<(S, Bytes)>
+where
+    S: Socket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let upgraded = match hyper::upgrade::on(request).await {
+        Ok(upgraded) => upgraded,
+        Err(err) => {
+            tracing::debug!(error = %err, "client left before the tunnel opened");
+            return None;
+        }
+    };
+    // Cannot fail: the connection is served over exactly this stream type.
+    let parts = upgraded.downcast::<TokioIo<Sniffed<S>>>().ok()?;
+    Some((parts.io.into_inner().into_inner(), parts.read_buf))
+}
+
+/// An allowed CONNECT whose upstream is connected: what its task needs.
+struct Tunnel {
+    target: Target,
+    dialed: Dialed,
+    record: DecisionRecord,
+    shared: Arc<Shared>,
+}
+
+impl Tunnel {
+    /// Runs the tunnel until it ends or `revoked` completes; its decision line is written
+    /// when it is dropped.
+    async fn run<S>(self, client: S, early: Bytes, revoked: impl Future<Output = Arc<Policy>>)
+    where
+        S: Socket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        if self.shared.limits.http_ports.contains(&self.target.port) {
+            self.serve_http(client, early, revoked).await;
+        } else {
+            self.relay(client, early, revoked).await;
+        }
+    }
+
+    /// Serves the HTTP requests inside the tunnel, towards the CONNECT host only.
+    async fn serve_http<S>(
+        mut self,
+        client: S,
+        early: Bytes,
+        revoked: impl Future<Output = Arc<Policy>>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let moved = Arc::new(Counters::default());
+        let client = ClientEnd::new(client, early, moved.clone());
+        let origin = Origin {
+            host: self.target.host.clone(),
+            port: self.target.port,
+            tls: false,
+        };
+        let connector = DialConnector::new(self.shared.clone(), self.target.clone(), self.dialed);
+        let who = self.record.client();
+        let served = origin::serve(
+            client,
+            origin,
+            connector,
+            NoRewrite,
+            self.shared.clone(),
+            who,
+        );
+        self.shared.telemetry.tunnel(true);
+        let end = tokio::select! {
+            served = served => match served {
+                Served::Closed => TunnelEnd::Closed,
+                Served::Timeout => TunnelEnd::IdleTimeout,
+                Served::Error => TunnelEnd::Error,
+                Served::NotHttp => {
+                    self.record.outcome = Outcome::Denied("not-http");
+                    TunnelEnd::Closed
+                }
+            },
+            _ = revoked => TunnelEnd::Revoked,
+        };
+        self.shared.telemetry.tunnel(false);
+        self.record.tunnel_ended(end, moved.snapshot());
+    }
+
+    /// Relays bytes both ways, after the TLS name check on TLS ports.
+    async fn relay<S: Socket>(
+        mut self,
+        client: S,
+        early: Bytes,
+        revoked: impl Future<Output = Arc<Policy>>,
+    ) {
+        let (target, shared) = (&self.target, &self.shared);
         // On TLS ports the ClientHello must name the CONNECT host before a byte goes up.
-        let first = match sni
-            .screen(&target.host, target.port, &client, parts.read_buf)
+        let first = match shared
+            .limits
+            .sni
+            .screen(&target.host, target.port, &client, early)
             .await
         {
             Ok(first) => first,
             Err(refusal) => {
-                record.outcome = Outcome::Denied(refusal.code());
-                drop(record); // writes the decision line
+                self.record.outcome = Outcome::Denied(refusal.code());
                 return;
             }
         };
@@ -87,27 +204,23 @@ where
             up: first.len() as u64,
             down: 0,
         };
-        if tunnel::write_all(&dialed.stream, &first).await.is_err() {
-            record.tunnel_ended(TunnelEnd::Error, early);
+        let upstream = &self.dialed.stream;
+        if tunnel::write_all(upstream, &first).await.is_err() {
+            self.record.tunnel_ended(TunnelEnd::Error, early);
             return;
         }
-        telemetry.tunnel(true);
+        shared.telemetry.tunnel(true);
         let moved = Counters::default();
-        let relay = tunnel::relay(&client, &dialed.stream, idle_timeout, &moved);
-        let revoked = revoke::revoked(changes, &target.host, target.port, dialed.address);
         let end = tokio::select! {
-            ended = relay => ended,
+            ended = tunnel::relay(&client, upstream, shared.limits.idle_timeout, &moved) => ended,
             _ = revoked => TunnelEnd::Revoked,
         };
-        let mut transferred = moved.snapshot();
-        telemetry.tunnel(false);
+        shared.telemetry.tunnel(false);
         if end == TunnelEnd::IdleTimeout {
-            telemetry.limit(LimitHit::IdleTimeout);
+            shared.telemetry.limit(LimitHit::IdleTimeout);
         }
+        let mut transferred = moved.snapshot();
         transferred.up += early.up;
-        record.tunnel_ended(end, transferred);
-    });
-    let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed());
-    *response.status_mut() = StatusCode::OK;
-    response
+        self.record.tunnel_ended(end, transferred);
+    }
 }

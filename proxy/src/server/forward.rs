@@ -2,23 +2,21 @@
 //! streaming both bodies.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::counted::Counted;
-use super::record::{DecisionRecord, Outcome};
+use super::record::DecisionRecord;
 use super::respond::ProxyError;
+use super::sniff::BodyCheck;
 use super::upstream::UpstreamInfo;
-use super::{ProxyBody, Shared, fail, request};
+use super::{ProxyBody, Shared, exchange, fail, request};
 use crate::net::dial::DialError;
-use crate::net::tunnel::Transferred;
 
-/// Handles one plain-HTTP proxy request.
+/// Handles one plain-HTTP proxy request; `body` is the sniffer's check of its body.
 pub(super) async fn handle(
     mut request: Request<Incoming>,
+    body: BodyCheck,
     shared: &Arc<Shared>,
     mut record: DecisionRecord,
 ) -> Response<ProxyBody> {
@@ -35,25 +33,18 @@ pub(super) async fn handle(
     if let Err(err) = request::rewrite_for_upstream(&mut request, &authority) {
         return fail(record, err);
     }
-    let up = Arc::new(AtomicU64::new(0));
-    let request = request.map(|body| Counted::new(body, up.clone(), ()).boxed());
-    let mut response = match shared.client.request(request).await {
+    let (request, sent) = match exchange::outgoing(request, body).await {
+        Ok(outgoing) => outgoing,
+        Err(err) => return fail(record, err),
+    };
+    let response = match shared.client.request(request).await {
         Ok(response) => response,
-        Err(err) => return fail(record, client_error(err)),
+        Err(err) => return fail(record, sent.blame(client_error(err))),
     };
     if let Some(info) = response.extensions().get::<UpstreamInfo>() {
         record.address = Some(info.address);
     }
-    record.outcome = Outcome::Allowed;
-    record.status = response.status().as_u16();
-    request::strip_hop_by_hop(response.headers_mut());
-    let down = Arc::new(AtomicU64::new(0));
-    let log = ForwardLog {
-        record,
-        up,
-        down: down.clone(),
-    };
-    response.map(|body| Counted::new(body, down, log).boxed())
+    exchange::incoming(response, record, &sent)
 }
 
 /// Maps a client error to the refusal or failure behind it.
@@ -67,20 +58,4 @@ fn client_error(err: hyper_util::client::legacy::Error) -> ProxyError {
     }
     tracing::debug!(error = ?err, "upstream request failed");
     ProxyError::Upstream
-}
-
-/// Completes the decision record with the byte counts when the response body ends.
-struct ForwardLog {
-    record: DecisionRecord,
-    up: Arc<AtomicU64>,
-    down: Arc<AtomicU64>,
-}
-
-impl Drop for ForwardLog {
-    fn drop(&mut self) {
-        self.record.transferred = Transferred {
-            up: self.up.load(Ordering::Relaxed),
-            down: self.down.load(Ordering::Relaxed),
-        };
-    }
 }

@@ -1,10 +1,13 @@
 //! The proxy server: accept loops, connection limits, per-connection HTTP/1.1 service,
 //! graceful shutdown.
 
+pub(crate) mod client_end;
 mod connect;
 mod counted;
+mod exchange;
 mod forward;
 pub mod framing;
+pub(crate) mod origin;
 pub(crate) mod record;
 pub(crate) mod request;
 pub(crate) mod respond;
@@ -22,11 +25,11 @@ use http::{Request, Response};
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use record::{Client, DecisionRecord, Outcome};
 use respond::ProxyError;
-use sniff::{HeadRefusal, Sniffed, Verdicts};
+use sniff::{HeadRefusal, Judged, Sniffed, Verdicts};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -38,8 +41,11 @@ use crate::net::listen::{Accepted, Listener, accept_retrying};
 use crate::net::tunnel::Socket;
 use crate::ops::telemetry::{LimitHit, Telemetry};
 
-/// The body type of every response the proxy sends.
-pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
+/// Why a body stopped streaming.
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response the proxy sends and every request it forwards.
+pub(crate) type ProxyBody = BoxBody<Bytes, BodyError>;
 
 /// Resource limits and timeouts.
 #[derive(Clone, Debug)]
@@ -58,6 +64,8 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// The TLS name check on tunnels to TLS ports (bounded in bytes and time).
     pub sni: crate::server::sni::SniCheck,
+    /// Tunnel ports served as HTTP towards the CONNECT host (`--http-ports`).
+    pub http_ports: Vec<u16>,
 }
 
 impl Default for Limits {
@@ -70,12 +78,13 @@ impl Default for Limits {
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
             sni: crate::server::sni::SniCheck::default(),
+            http_ports: vec![80],
         }
     }
 }
 
 /// State shared by every connection of one server.
-struct Shared {
+pub(crate) struct Shared {
     policy: PolicyStore,
     telemetry: Arc<Telemetry>,
     dialer: Dialer,
@@ -186,12 +195,25 @@ async fn handle_connection<S>(
     let service = service_fn(move |request: Request<Incoming>| {
         let shared = service_shared.clone();
         let permit = permit.clone();
-        let framing = verdicts.next();
+        let judged = verdicts.next();
         async move {
-            let response = handle_request::<S>(request, framing, client, shared, permit).await;
+            let response = handle_request::<S>(request, judged, client, shared, permit).await;
             Ok::<_, Infallible>(response)
         }
     });
+    if let Err(err) = serve_http1(stream, service, &shared).await {
+        tracing::debug!(error = %err, "client connection ended with an error");
+    }
+}
+
+/// Serves HTTP/1.1 requests from `stream` with `service` (upgrades included) within the
+/// server's limits, until the client is done; at shutdown, finishes the request in
+/// progress first.
+async fn serve_http1<I, Svc>(stream: I, service: Svc, shared: &Shared) -> Result<(), hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    Svc: HttpService<Incoming, ResBody = ProxyBody>,
+{
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.limits.header_read_timeout)
@@ -206,17 +228,17 @@ async fn handle_connection<S>(
             connection.await
         }
     };
-    if let Err(err) = result {
-        if err.is_timeout() {
-            shared.telemetry.limit(LimitHit::HeaderTimeout);
-        }
-        tracing::debug!(error = %err, "client connection ended with an error");
+    if let Err(err) = &result
+        && err.is_timeout()
+    {
+        shared.telemetry.limit(LimitHit::HeaderTimeout);
     }
+    result
 }
 
 async fn handle_request<S>(
     request: Request<Incoming>,
-    framing: sniff::Verdict,
+    judged: Judged,
     client: Client,
     shared: Arc<Shared>,
     permit: Arc<OwnedSemaphorePermit>,
@@ -230,28 +252,39 @@ where
         shared.policy.current(),
         shared.telemetry.clone(),
     );
-    match framing {
-        Ok(()) => {}
-        Err(HeadRefusal::TooLarge) => {
-            shared.telemetry.limit(LimitHit::HeadSize);
-            return fail(record, ProxyError::HeadTooLarge);
-        }
-        Err(HeadRefusal::Framing(reason)) => {
-            return fail(record, ProxyError::BadRequest(reason.to_owned()));
-        }
+    if let Err(err) = head_verdict(judged.head, &shared) {
+        return fail(record, err);
     }
     if request::is_connect(&request) {
         connect::handle::<S>(request, &shared, record, permit).await
     } else {
-        forward::handle(request, &shared, record).await
+        forward::handle(request, judged.body, &shared, record).await
+    }
+}
+
+/// The refusal for a request head the sniffer refused, counted where it is a limit.
+fn head_verdict(verdict: sniff::Verdict, shared: &Shared) -> Result<(), ProxyError> {
+    match verdict {
+        Ok(()) => Ok(()),
+        Err(HeadRefusal::TooLarge) => {
+            shared.telemetry.limit(LimitHit::HeadSize);
+            Err(ProxyError::HeadTooLarge)
+        }
+        Err(HeadRefusal::Framing(reason)) => Err(ProxyError::BadRequest(reason.to_owned())),
     }
 }
 
 /// Ends a request with the response for `err`, logging the decision.
 fn fail(mut record: DecisionRecord, err: ProxyError) -> Response<ProxyBody> {
-    record.outcome = match err {
-        ProxyError::Denied(_) => Outcome::Denied(err.code()),
-        _ => Outcome::Failed(err.code()),
+    record.outcome = if err.is_denial() {
+        Outcome::Denied(err.code())
+    } else {
+        Outcome::Failed(err.code())
+    };
+    record.detail = match &err {
+        ProxyError::BadRequest(reason) => Some(reason.clone()),
+        ProxyError::HostMismatch { requested, .. } => Some(format!("requested {requested}")),
+        _ => None,
     };
     let mut response = err.to_response();
     // After a refusal the connection is not reused: the next bytes on it may be anything

@@ -54,6 +54,8 @@ pub(crate) struct DecisionRecord {
     pub(crate) transferred: Transferred,
     /// How the tunnel ended (CONNECT only).
     pub(crate) tunnel_end: Option<TunnelEnd>,
+    /// What exactly was wrong, for refusals whose reason code is not the whole story.
+    pub(crate) detail: Option<String>,
 }
 
 impl DecisionRecord {
@@ -77,12 +79,24 @@ impl DecisionRecord {
             status: 0,
             transferred: Transferred::default(),
             tunnel_end: None,
+            detail: None,
         }
     }
 
     /// The policy deciding this request.
     pub(crate) fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// Makes `policy` the one deciding this request (a newer snapshot than the one it
+    /// started with).
+    pub(crate) fn decided_by(&mut self, policy: Arc<Policy>) {
+        self.policy = policy;
+    }
+
+    /// Who sent the request.
+    pub(crate) fn client(&self) -> Client {
+        self.client
     }
 
     /// Records how a tunnel ended and what it moved.
@@ -145,6 +159,7 @@ impl Drop for DecisionRecord {
             bytes_up = self.transferred.up,
             bytes_down = self.transferred.down,
             end = self.tunnel_end.map_or("", TunnelEnd::as_str),
+            detail = self.detail.as_deref().unwrap_or(""),
             duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             policy_generation = self.policy.generation(),
             policy_sha256 = self.policy.sha256(),

@@ -5,10 +5,11 @@
 //! CONNECT takes the authority form only, a forwarded request an absolute `http://` URL,
 //! and the authority goes through [`Authority::parse`] (no userinfo, no odd IPv4 forms).
 //! A forwarded request reaches the upstream with the normalised authority in its URL and
-//! `Host`, and without hop-by-hop headers. Message framing is judged on the raw bytes
-//! beforehand ([`super::sniff`], [`super::framing`]).
+//! `Host`, and without hop-by-hop headers; a request served inside a tunnel
+//! ([`super::origin`]) with its path only and the tunnel's `Host`. Message framing is
+//! judged on the raw bytes beforehand ([`super::sniff`], [`super::framing`]).
 
-use http::header::{CONNECTION, HOST, HeaderMap, HeaderName};
+use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, UPGRADE};
 use http::{Method, Request, Uri};
 use sandbox_policy::{Authority, Host};
 
@@ -69,7 +70,8 @@ pub(crate) fn forward_target<B>(request: &Request<B>) -> Result<(Target, Authori
     Ok((target, parsed))
 }
 
-fn parse_authority(text: &str) -> Result<Authority, ProxyError> {
+/// Parses an authority from a request target or `Host` header.
+pub(crate) fn parse_authority(text: &str) -> Result<Authority, ProxyError> {
     if text.contains('@') {
         return Err(bad(
             "credentials (userinfo) in the request target are not allowed",
@@ -130,6 +132,42 @@ pub(crate) fn rewrite_for_upstream<B>(
         .parse()
         .map_err(|_| bad("invalid host"))?;
     headers.insert(HOST, host);
+    Ok(())
+}
+
+/// The `Upgrade` value of a request asking to switch protocols (`Connection: upgrade`
+/// and an `Upgrade` header), if it does.
+pub(crate) fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(UPGRADE).cloned()).flatten()
+}
+
+/// Prepares a request served inside a tunnel for its origin: the target reduced to
+/// the path (origin form), `Host` set to `host`, hop-by-hop headers removed, except
+/// `Connection: upgrade` and `Upgrade: upgrade` when it asks to switch protocols.
+pub(crate) fn rewrite_for_origin<B>(
+    request: &mut Request<B>,
+    host: HeaderValue,
+    upgrade: Option<HeaderValue>,
+) -> Result<(), ProxyError> {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    let uri: Uri = path.parse().map_err(|_| bad("invalid request target"))?;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    strip_hop_by_hop(headers);
+    headers.insert(HOST, host);
+    if let Some(protocol) = upgrade {
+        headers.insert(UPGRADE, protocol);
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     Ok(())
 }
 

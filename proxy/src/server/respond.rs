@@ -29,6 +29,14 @@ pub(crate) enum ProxyError {
     HeadTooLarge,
     #[error("{0}")]
     Denied(Denial),
+    /// A request inside a tunnel served as HTTP names a host other than the tunnel's.
+    #[error("the request names {requested}, but the tunnel leads to {origin}")]
+    HostMismatch {
+        /// The host the request names (as sent, truncated), for the client and the log.
+        requested: String,
+        /// The tunnel's authority.
+        origin: String,
+    },
     /// The host name did not resolve.
     #[error("DNS lookup failed")]
     Dns,
@@ -71,6 +79,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad-request",
             ProxyError::HeadTooLarge => "head-too-large",
             ProxyError::Denied(denial) => denial.reason.code(),
+            ProxyError::HostMismatch { .. } => "host-mismatch",
             ProxyError::Dns => "dns",
             ProxyError::Connect => "connect",
             ProxyError::Timeout { .. } => "connect-timeout",
@@ -78,12 +87,20 @@ impl ProxyError {
         }
     }
 
+    /// Whether this is a refusal by policy (403), as opposed to a failure.
+    pub(crate) fn is_denial(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::Denied(_) | ProxyError::HostMismatch { .. }
+        )
+    }
+
     /// The HTTP status this error is answered with.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ProxyError::Denied(_) => StatusCode::FORBIDDEN,
+            ProxyError::Denied(_) | ProxyError::HostMismatch { .. } => StatusCode::FORBIDDEN,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Dns | ProxyError::Connect | ProxyError::Upstream => StatusCode::BAD_GATEWAY,
         }
@@ -93,6 +110,13 @@ impl ProxyError {
     pub(crate) fn to_response(&self) -> Response<ProxyBody> {
         let (header, body) = match self {
             ProxyError::Denied(denial) => (DENY_HEADER, denial.explanation()),
+            ProxyError::HostMismatch { requested, origin } => (
+                DENY_HEADER,
+                format!(
+                    "this tunnel leads to {origin} only, but the request names {requested}; \
+                     requests for another host need their own tunnel or proxy request"
+                ),
+            ),
             ProxyError::BadRequest(reason) => (ERROR_HEADER, format!("bad request: {reason}")),
             ProxyError::HeadTooLarge => (ERROR_HEADER, "the request head is too large".to_owned()),
             ProxyError::Dns => (

@@ -5,11 +5,14 @@
 //! and queues one verdict per head; the service takes the verdict of each request in
 //! order. After a CONNECT head, or anything it cannot follow, it stops looking and queues
 //! nothing more, so any later request on that connection finds no verdict and is refused:
-//! the check fails closed.
+//! the check fails closed. A chunked body that turns out malformed after its head was
+//! judged (`0x5`, `-5`, a 20-digit size, `5 5`) is reported through the request's
+//! [`BodyCheck`], which the service consults before and while it forwards the body.
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
@@ -29,26 +32,62 @@ pub enum HeadRefusal {
 /// The verdict on one request head.
 pub type Verdict = Result<(), HeadRefusal>;
 
+/// Whether a request's chunked body has turned out malformed so far; set by the reader
+/// as the body streams in.
+#[derive(Clone, Debug, Default)]
+pub struct BodyCheck(Arc<AtomicBool>);
+
+impl BodyCheck {
+    /// True once the reader found the chunked body malformed.
+    pub fn malformed(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set_malformed(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// What the reader found about one request: the verdict on its head and the check of
+/// its body.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    /// The head's verdict.
+    pub head: Verdict,
+    /// The body's check (never set for bodies that are not chunked).
+    pub body: BodyCheck,
+}
+
+impl PartialEq for Judged {
+    fn eq(&self, other: &Judged) -> bool {
+        self.head == other.head && self.body.malformed() == other.body.malformed()
+    }
+}
+
 /// Verdicts queued by the reader, taken by the service in request order.
 #[derive(Clone, Default)]
-pub struct Verdicts(Arc<Mutex<VecDeque<Verdict>>>);
+pub struct Verdicts(Arc<Mutex<VecDeque<Judged>>>);
 
 impl Verdicts {
-    fn push(&self, verdict: Verdict) {
+    fn push(&self, judged: Judged) {
         if let Ok(mut queue) = self.0.lock() {
-            queue.push_back(verdict);
+            queue.push_back(judged);
         }
     }
 
-    /// The verdict of the next request; a request the reader did not follow is refused.
-    pub fn next(&self) -> Verdict {
+    /// What was found about the next request; a request the reader did not follow is
+    /// refused.
+    pub fn next(&self) -> Judged {
         self.0
             .lock()
             .ok()
             .and_then(|mut queue| queue.pop_front())
-            .unwrap_or(Err(HeadRefusal::Framing(
-                "request framing could not be verified",
-            )))
+            .unwrap_or(Judged {
+                head: Err(HeadRefusal::Framing(
+                    "request framing could not be verified",
+                )),
+                body: BodyCheck::default(),
+            })
     }
 }
 
@@ -67,15 +106,28 @@ enum Phase {
 /// Position inside a chunked body.
 #[derive(Clone, Copy)]
 enum Chunk {
-    Size { size: u64, digits: u8 },
-    Extension { size: u64 },
-    SizeLf { size: u64 },
+    Size {
+        size: u64,
+        digits: u8,
+    },
+    /// Whitespace after the size: only more of it, `;` or the line end may follow.
+    SizeSpace {
+        size: u64,
+    },
+    Extension {
+        size: u64,
+    },
+    SizeLf {
+        size: u64,
+    },
     Data(u64),
     DataCr,
     DataLf,
     TrailerStart,
     TrailerLine,
-    TrailerLf { empty: bool },
+    TrailerLf {
+        empty: bool,
+    },
 }
 
 /// A client stream whose request heads are checked as they are read.
@@ -85,6 +137,8 @@ pub struct Sniffed<S> {
     head: Vec<u8>,
     max_head: usize,
     verdicts: Verdicts,
+    /// The check of the chunked body being followed.
+    body: Option<BodyCheck>,
 }
 
 impl<S> Sniffed<S> {
@@ -96,6 +150,7 @@ impl<S> Sniffed<S> {
             head: Vec::new(),
             max_head,
             verdicts,
+            body: None,
         }
     }
 
@@ -107,6 +162,14 @@ impl<S> Sniffed<S> {
     fn blind(&mut self) {
         self.phase = Phase::Blind;
         self.head = Vec::new();
+    }
+
+    fn refuse_too_large(&mut self) {
+        self.verdicts.push(Judged {
+            head: Err(HeadRefusal::TooLarge),
+            body: BodyCheck::default(),
+        });
+        self.blind();
     }
 
     /// Follows `bytes` through heads and bodies, queueing a verdict per head.
@@ -130,7 +193,12 @@ impl<S> Sniffed<S> {
                     self.phase = match next {
                         Some(Some(state)) => Phase::Chunked(state),
                         Some(None) => Phase::Head,
-                        None => Phase::Blind,
+                        None => {
+                            if let Some(body) = &self.body {
+                                body.set_malformed();
+                            }
+                            Phase::Blind
+                        }
                     };
                 }
             }
@@ -155,15 +223,13 @@ impl<S> Sniffed<S> {
         self.head.extend_from_slice(bytes);
         let Some(end) = find(&self.head[searched_from..], b"\r\n\r\n") else {
             if self.head.len() > self.max_head {
-                self.verdicts.push(Err(HeadRefusal::TooLarge));
-                self.blind();
+                self.refuse_too_large();
             }
             return &[];
         };
         let head_end = searched_from + end + 4;
         if head_end > self.max_head {
-            self.verdicts.push(Err(HeadRefusal::TooLarge));
-            self.blind();
+            self.refuse_too_large();
             return &[];
         }
         let rest = &bytes[head_end - before..];
@@ -189,8 +255,12 @@ impl<S> Sniffed<S> {
             }
         };
         self.head.clear();
-        self.verdicts
-            .push(framing.map(|_| ()).map_err(HeadRefusal::Framing));
+        let body = BodyCheck::default();
+        self.verdicts.push(Judged {
+            head: framing.map(|_| ()).map_err(HeadRefusal::Framing),
+            body: body.clone(),
+        });
+        self.body = Some(body);
         self.phase = match framing {
             _ if is_connect => Phase::Blind,
             Err(_) => Phase::Blind,
@@ -230,10 +300,12 @@ fn step_chunk(mut state: Chunk, mut bytes: &[u8]) -> (Option<Option<Chunk>>, &[u
                     digits: digits + 1,
                 }
             }
-            (Chunk::Size { size, digits }, b';' | b' ' | b'\t') if digits > 0 => {
-                Chunk::Extension { size }
-            }
+            (Chunk::Size { size, digits }, b';') if digits > 0 => Chunk::Extension { size },
+            (Chunk::Size { size, digits }, b' ' | b'\t') if digits > 0 => Chunk::SizeSpace { size },
             (Chunk::Size { size, digits }, b'\r') if digits > 0 => Chunk::SizeLf { size },
+            (Chunk::SizeSpace { size }, b' ' | b'\t') => Chunk::SizeSpace { size },
+            (Chunk::SizeSpace { size }, b';') => Chunk::Extension { size },
+            (Chunk::SizeSpace { size }, b'\r') => Chunk::SizeLf { size },
             (Chunk::Extension { size }, b'\r') => Chunk::SizeLf { size },
             (Chunk::Extension { size }, _) => Chunk::Extension { size },
             (Chunk::SizeLf { size: 0 }, b'\n') => Chunk::TrailerStart,
@@ -307,7 +379,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Sniffed<S> {
 mod tests {
     use super::*;
 
-    fn verdicts_of(chunks: &[&[u8]]) -> Vec<Verdict> {
+    fn judged_of(chunks: &[&[u8]]) -> Vec<Judged> {
         let verdicts = Verdicts::default();
         let mut sniffed = Sniffed::new((), 65536, verdicts.clone());
         for chunk in chunks {
@@ -316,11 +388,35 @@ mod tests {
         let mut all = Vec::new();
         while let Ok(mut queue) = verdicts.0.lock() {
             match queue.pop_front() {
-                Some(verdict) => all.push(verdict),
+                Some(judged) => all.push(judged),
                 None => break,
             }
         }
         all
+    }
+
+    fn verdicts_of(chunks: &[&[u8]]) -> Vec<Verdict> {
+        judged_of(chunks)
+            .into_iter()
+            .map(|judged| judged.head)
+            .collect()
+    }
+
+    #[test]
+    fn a_malformed_chunk_size_marks_the_body_after_an_accepted_head() {
+        let head = "POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for size in ["0x5", "-5", "12345678901234567890", "5 5", "5\t;x\r\r"] {
+            let stream = format!("{head}5\r\nhello\r\n{size}\r\nhello\r\n0\r\n\r\n");
+            let judged = judged_of(&[stream.as_bytes()]);
+            assert_eq!(judged.len(), 1, "{size}");
+            assert_eq!(judged[0].head, Ok(()), "{size}");
+            assert!(judged[0].body.malformed(), "{size}");
+        }
+        for size in ["5", "5 ", "5 ;ext=1", "5;ext", "05"] {
+            let stream = format!("{head}{size}\r\nhello\r\n0\r\n\r\n");
+            let judged = judged_of(&[stream.as_bytes()]);
+            assert!(!judged[0].body.malformed(), "{size}");
+        }
     }
 
     #[test]
@@ -356,6 +452,6 @@ mod tests {
 
     #[test]
     fn an_unverified_request_is_refused() {
-        assert!(Verdicts::default().next().is_err());
+        assert!(Verdicts::default().next().head.is_err());
     }
 }

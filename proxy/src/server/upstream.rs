@@ -76,7 +76,9 @@ impl tower_service::Service<Uri> for PolicyConnector {
                 .and_then(|authority| Authority::parse(authority.as_str()).ok())
                 .ok_or(DialError::InvalidTarget)?;
             let port = authority.port.unwrap_or(80);
-            let policy = this.policy.current();
+            // Subscribed before deciding: a reload while dialing is not missed.
+            let mut changes = this.policy.subscribe();
+            let policy = changes.borrow_and_update().clone();
             let permit = policy
                 .check_target(&authority.host, port)
                 .map_err(DialError::Denied)?;
@@ -84,6 +86,8 @@ impl tower_service::Service<Uri> for PolicyConnector {
                 .dialer
                 .dial(&policy, &permit, &authority.host, port)
                 .await?;
+            revoke::recheck(&mut changes, &authority.host, port, dialed.address)
+                .map_err(DialError::Denied)?;
             this.telemetry.connected(dialed.elapsed);
             Ok(UpstreamConnection {
                 io: TokioIo::new(dialed.stream),
@@ -92,7 +96,7 @@ impl tower_service::Service<Uri> for PolicyConnector {
                 },
                 host: authority.host,
                 port,
-                changes: WatchStream::from_changes(this.policy.subscribe()),
+                changes: WatchStream::from_changes(changes),
             })
         })
     }
@@ -150,6 +154,9 @@ impl Write for UpstreamConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(revoked) = self.poll_revoked(cx) {
+            return Poll::Ready(Err(revoked));
+        }
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 

@@ -1,8 +1,10 @@
-//! One test per bypass class: name tricks, encodings, resolved-address classes, DNS.
+//! One test per bypass class: name tricks, encodings, resolved-address classes, DNS,
+//! the proxy's own management listener.
 
 use crate::support::http::{connect, raw, status};
-use crate::support::proxy::ProxySpec;
+use crate::support::proxy::{ProxySpec, Running};
 use crate::support::upstream::Echo;
+use crate::support::{Scratch, curl, eventually};
 
 /// CONNECTs to each target and asserts the status; returns nothing reached upstream.
 async fn expect_all(proxy: std::net::SocketAddr, targets: &[String], code: u16, reason: &str) {
@@ -196,4 +198,43 @@ async fn garbage_and_malformed_heads_get_400_and_the_proxy_stays_up() {
     assert_eq!(echo.contacted(), 0);
     let (_, head) = connect(proxy.addr, &format!("echo.test:{port}")).await;
     assert_eq!(status(&head), 200, "proxy must still serve: {head}");
+}
+
+#[tokio::test]
+async fn the_management_listener_is_refused_like_the_proxys_own() {
+    let scratch = Scratch::new();
+    let allowlist = scratch.file("allow.txt", "placeholder.test\n");
+    let proxy = Running::start(&allowlist, &["--resolve", "admin.test=127.0.0.1"]);
+    let admin_port = proxy.admin.rsplit(':').next().unwrap().to_owned();
+    // Exact entries may reach loopback: only the own-address check stands in the way.
+    std::fs::write(
+        &allowlist,
+        format!("127.0.0.1:{admin_port}\nadmin.test:{admin_port}\n"),
+    )
+    .unwrap();
+    let via = format!("http://{}", proxy.address);
+    let refusal = |url: String| {
+        let via = via.clone();
+        async move {
+            let headers = curl(&["-x", &via, "-D", "-", "-o", "/dev/null", &url]).await;
+            headers
+                .lines()
+                .find_map(|line| line.strip_prefix("x-sandbox-proxy-deny: "))
+                .map(|reason| reason.trim().to_owned())
+        }
+    };
+    let metrics = format!("http://127.0.0.1:{admin_port}/metrics");
+    let reason = eventually("the new allowlist is in force", || async {
+        refusal(metrics.clone())
+            .await
+            .filter(|reason| reason != "not-allowlisted")
+    })
+    .await;
+    assert_eq!(reason, "self");
+    let by_name = refusal(format!("http://admin.test:{admin_port}/metrics")).await;
+    assert_eq!(by_name.as_deref(), Some("self"));
+    let address = proxy.address.parse().unwrap();
+    let (_, head) = connect(address, &format!("admin.test:{admin_port}")).await;
+    assert_eq!(status(&head), 403, "{head}");
+    assert!(head.contains("x-sandbox-proxy-deny: self"), "{head}");
 }

@@ -1,7 +1,12 @@
 //! Absolute-form plain-HTTP forwarding: headers, pooling, bodies, refusals.
 
-use crate::support::http::{exchange, raw, status};
-use crate::support::proxy::{ProxySpec, TestProxy};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::support::Scratch;
+use crate::support::eventually;
+use crate::support::http::{Kind, exchange, raw, read_message, status};
+use crate::support::proxy::{ProxySpec, Running, TestProxy};
 use crate::support::upstream::HttpUpstream;
 
 /// A proxy allowing `web.test:port`, with web.test on loopback.
@@ -153,4 +158,97 @@ async fn ambiguous_framing_is_400_and_never_forwarded() {
     // Still serving.
     let ok = raw(proxy.addr, &get(&format!("http://web.test:{port}/"), "")).await;
     assert_eq!(status(&ok), 200);
+}
+
+/// Chunk-size lines that are not a chunk size, though the head was fine.
+const MALFORMED_SIZES: [&str; 4] = ["0x5", "-5", "12345678901234567890", "5 5"];
+
+#[tokio::test]
+async fn a_chunked_body_malformed_from_its_first_size_is_400_and_no_upstream_is_opened() {
+    let upstream = HttpUpstream::start().await;
+    let port = upstream.port();
+    let other = HttpUpstream::start().await;
+    let mut spec = ProxySpec::new(&format!("web.test:{port}\nother.test:{}\n", other.port()))
+        .pin("web.test", &["127.0.0.1"])
+        .pin("other.test", &["127.0.0.1"]);
+    spec.limits.connect_timeout = std::time::Duration::from_secs(5);
+    let proxy = spec.start().await;
+    let head =
+        format!("POST http://web.test:{port}/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for size in MALFORMED_SIZES {
+        let body = format!("{size}\r\nhello\r\n0\r\n\r\n");
+        // With the head, and after it in a write of its own.
+        let together = raw(proxy.addr, format!("{head}{body}").as_bytes()).await;
+        assert_eq!(status(&together), 400, "{size}: {together}");
+        assert!(together.contains("malformed chunked"), "{together}");
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body.as_bytes()).await.unwrap();
+        let mut buffer = Vec::new();
+        let answer = read_message(&mut stream, &mut buffer, Kind::Response).await;
+        assert_eq!(status(&answer.unwrap().head), 400, "{size}");
+    }
+    // Another exchange end to end: a connection still pending towards web.test would
+    // have been opened by now.
+    let ok = raw(
+        proxy.addr,
+        format!("GET http://other.test:{}/ HTTP/1.1\r\n\r\n", other.port()).as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert_eq!(upstream.contacted(), 0, "an upstream connection was opened");
+}
+
+#[tokio::test]
+async fn a_chunked_body_turning_malformed_mid_stream_is_400_and_its_connection_is_closed() {
+    let upstream = HttpUpstream::start().await;
+    let port = upstream.port();
+    let proxy = web_proxy(port).await;
+    for (index, size) in MALFORMED_SIZES.into_iter().enumerate() {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        let head = format!(
+            "POST http://web.test:{port}/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        eventually("the request is on its way upstream", || async {
+            (upstream.contacted() == index + 1 && upstream.open() == 1).then_some(())
+        })
+        .await;
+        let rest = format!("{size}\r\nhello\r\n0\r\n\r\n");
+        stream.write_all(rest.as_bytes()).await.unwrap();
+        let mut buffer = Vec::new();
+        let answer = read_message(&mut stream, &mut buffer, Kind::Response).await;
+        let answer = answer.unwrap().text();
+        assert_eq!(status(&answer), 400, "{size}: {answer}");
+        eventually("the upstream connection is closed, not pooled", || async {
+            (upstream.open() == 0).then_some(())
+        })
+        .await;
+    }
+    assert!(
+        upstream.heads().await.is_empty(),
+        "a malformed request was completed"
+    );
+    let ok = raw(proxy.addr, &get(&format!("http://web.test:{port}/"), "")).await;
+    assert_eq!(status(&ok), 200);
+}
+
+#[tokio::test]
+async fn the_binary_logs_why_a_chunked_body_was_refused() {
+    let upstream = HttpUpstream::start().await;
+    let scratch = Scratch::new();
+    let allowlist = scratch.file("allow.txt", &format!("web.test:{}\n", upstream.port()));
+    let proxy = Running::start(&allowlist, &["--resolve", "web.test=127.0.0.1"]);
+    let request = format!(
+        "POST http://web.test:{}/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n",
+        upstream.port()
+    );
+    let response = raw(proxy.address.parse().unwrap(), request.as_bytes()).await;
+    assert_eq!(status(&response), 400, "{response}");
+    let decisions = proxy.decisions_once(|all| !all.is_empty());
+    assert_eq!(decisions[0]["decision"], "error");
+    assert_eq!(decisions[0]["reason"], "bad-request");
+    assert_eq!(decisions[0]["detail"], "malformed chunked request body");
+    assert_eq!(upstream.contacted(), 0);
 }

@@ -9,6 +9,8 @@ use sandbox_proxy::PolicyStore;
 use sandbox_proxy::live::reload::{ReloadStatus, Reloader};
 use sandbox_proxy::ops::telemetry::Telemetry;
 
+use tokio::io::AsyncReadExt;
+
 use crate::support::http::{closes_within, connect, echo_roundtrip, raw, status};
 use crate::support::proxy::{ProxySpec, TestProxy};
 use crate::support::upstream::{Echo, HttpUpstream};
@@ -117,4 +119,108 @@ async fn file_changes_reload_and_invalid_files_keep_the_last_good_policy() {
 
     stop.cancel();
     task.await.unwrap();
+}
+
+/// A loopback listener whose accept queue is full, so a new connection to it stays in
+/// SYN-SENT (its SYNs are dropped) until [`Stalled::release`] makes room.
+struct Stalled {
+    listener: tokio::net::TcpListener,
+    _filler: tokio::net::TcpStream,
+    port: u16,
+}
+
+impl Stalled {
+    async fn start() -> Stalled {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        // A backlog of 0 queues one connection; the filler takes that place.
+        socket.listen(0).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(socket.into()).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let filler = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        Stalled {
+            listener,
+            _filler: filler,
+            port,
+        }
+    }
+
+    /// Waits until some socket is connecting to the listener (state SYN-SENT).
+    async fn wait_for_dial(&self) {
+        let remote = format!(" 0100007F:{:04X} 02 ", self.port);
+        eventually("the proxy is dialing the stalled upstream", || async {
+            let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+            table.contains(&remote).then_some(())
+        })
+        .await;
+    }
+
+    /// Accepts the filler, making room for the stalled connection (it gets through at
+    /// its next SYN), and returns that connection once it is accepted.
+    async fn release(&self) -> tokio::net::TcpStream {
+        let (filler, _) = self.listener.accept().await.unwrap();
+        drop(filler);
+        let accepting = self.listener.accept();
+        tokio::time::timeout(Duration::from_secs(10), accepting)
+            .await
+            .expect("the stalled connection never arrived")
+            .unwrap()
+            .0
+    }
+}
+
+/// A proxy allowing `a.test` on the stalled upstream's port, patient enough to wait
+/// for a retransmitted SYN.
+async fn stalled_proxy(stalled: &Stalled) -> TestProxy {
+    let mut spec =
+        ProxySpec::new(&format!("a.test:{}\n", stalled.port)).pin("a.test", &["127.0.0.1"]);
+    spec.limits.connect_timeout = Duration::from_secs(15);
+    spec.start().await
+}
+
+/// Reads what `upstream` receives until it is closed; fails if that takes long.
+async fn received_until_closed(upstream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let reading = upstream.read_to_end(&mut received);
+    let _ = tokio::time::timeout(Duration::from_secs(5), reading)
+        .await
+        .expect("the proxy kept the upstream connection open");
+    received
+}
+
+#[tokio::test]
+async fn a_reload_while_a_tunnel_is_being_dialed_is_not_missed() {
+    let stalled = Stalled::start().await;
+    let proxy = stalled_proxy(&stalled).await;
+    let target = format!("a.test:{}", stalled.port);
+    let address = proxy.addr;
+    let client = tokio::spawn(async move { connect(address, &target).await.1 });
+    stalled.wait_for_dial().await;
+    // Decided under the old policy; the new one lands while the dial is in progress.
+    proxy.replace(&format!("b.test:{}\n", stalled.port));
+    let mut upstream = stalled.release().await;
+    let head = client.await.unwrap();
+    assert_eq!(status(&head), 403, "{head}");
+    assert!(head.contains("not-allowlisted"), "{head}");
+    assert!(received_until_closed(&mut upstream).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_reload_while_a_pooled_connection_is_being_dialed_is_not_missed() {
+    let stalled = Stalled::start().await;
+    let proxy = stalled_proxy(&stalled).await;
+    let get = format!("GET http://a.test:{}/ HTTP/1.1\r\n\r\n", stalled.port);
+    let address = proxy.addr;
+    let client = tokio::spawn(async move { raw(address, get.as_bytes()).await });
+    stalled.wait_for_dial().await;
+    proxy.replace(&format!("b.test:{}\n", stalled.port));
+    let mut upstream = stalled.release().await;
+    let response = client.await.unwrap();
+    assert_eq!(status(&response), 403, "{response}");
+    assert!(received_until_closed(&mut upstream).await.is_empty());
 }

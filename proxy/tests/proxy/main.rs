@@ -1,5 +1,6 @@
 //! Integration tests of the proxy on loopback: real upstreams, real clients; `bypass`
-//! holds one test per bypass class, `sni` the TLS name check's.
+//! holds one test per bypass class, `sni` the TLS name check's, `http_tunnel` those of
+//! tunnels served as HTTP.
 
 // Test helpers outside #[test] functions may fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,6 +11,7 @@ mod cli;
 mod connect;
 mod explain;
 mod forward;
+mod http_tunnel;
 mod limits;
 mod live;
 mod relay;

@@ -9,10 +9,11 @@ use sandbox_proxy::server::sni::SniCheck;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
+use tokio_rustls::client::TlsStream;
 
 use crate::support::http::{closes_within, connect, status};
 use crate::support::proxy::{ProxySpec, Running, TestProxy};
-use crate::support::tls::{get_over_tls, tls_client, tls_upstream};
+use crate::support::tls::{Ech, ech_client, get_over_tls, tls_client, tls_upstream};
 use crate::support::{Scratch, curl, eventually};
 
 /// An upstream that answers nothing and records what each connection sent, and when
@@ -129,19 +130,38 @@ async fn assert_refused(
     target: &str,
     offered: &str,
 ) {
-    let stream = tunnel(proxy, target).await;
     // Any certificate: the handshake must end before the server's would be looked at.
     let cert = rcgen::generate_simple_self_signed(vec!["any.test".to_owned()])
         .unwrap()
         .cert
         .der()
         .clone();
-    let handshake = tls_client(stream, offered, cert);
-    let outcome = tokio::time::timeout(Duration::from_secs(5), handshake)
+    let offered = offered.to_owned();
+    assert_refused_handshake(proxy, recorder, index, target, |stream| async move {
+        tls_client(stream, &offered, cert).await
+    })
+    .await;
+}
+
+/// Opens a tunnel to `target` (upstream connection `index` of `recorder`), runs
+/// `handshake` through it, and asserts that the proxy answered with an `access_denied`
+/// alert and closed the upstream without sending it a byte.
+async fn assert_refused_handshake<F, Fut>(
+    proxy: &TestProxy,
+    recorder: &Recorder,
+    index: usize,
+    target: &str,
+    handshake: F,
+) where
+    F: FnOnce(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<TlsStream<TcpStream>>>,
+{
+    let stream = tunnel(proxy, target).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(5), handshake(stream))
         .await
         .expect("the handshake was neither refused nor completed");
     let Err(err) = outcome else {
-        panic!("{target} / {offered}: the handshake completed");
+        panic!("{target}: the handshake completed");
     };
     let alert = err
         .get_ref()
@@ -151,7 +171,7 @@ async fn assert_refused(
         Some(&rustls::Error::AlertReceived(
             rustls::AlertDescription::AccessDenied
         )),
-        "{target} / {offered}: {err}"
+        "{target}: {err}"
     );
     recorder.assert_closed_silent(index).await;
 }
@@ -190,6 +210,24 @@ async fn a_name_target_without_server_name_is_refused() {
     let target = format!("tls.test:{}", recorder.port);
     // rustls sends no server name when connecting to an IP address.
     assert_refused(&proxy, &recorder, 0, &target, "127.0.0.1").await;
+}
+
+#[tokio::test]
+async fn a_hello_offering_encrypted_client_hello_is_refused_grease_included() {
+    let recorder = Recorder::start().await;
+    let proxy = proxy(&["tls.test"], recorder.port, SniCheck::default()).await;
+    let target = format!("tls.test:{}", recorder.port);
+    // GREASE ECH, as browsers send it: the outer name is the CONNECT host itself.
+    assert_refused_handshake(&proxy, &recorder, 0, &target, |stream| {
+        ech_client(stream, "tls.test", Ech::Grease)
+    })
+    .await;
+    // Real ECH: the outer (public) name is the allowed host, the inner one a site the
+    // allowlist never named; the proxy cannot see which one the server will use.
+    assert_refused_handshake(&proxy, &recorder, 1, &target, |stream| {
+        ech_client(stream, "evil.test", Ech::PublicName("tls.test"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -401,4 +439,25 @@ async fn the_binary_logs_the_refusal_in_the_decision_line_and_curl_sees_access_d
         .unwrap();
     assert_eq!(refused["status"], 200);
     assert_eq!(refused["bytes_up"], 0);
+}
+
+#[tokio::test]
+async fn the_binary_logs_an_encrypted_hello_as_sni_ech() {
+    let recorder = Recorder::start().await;
+    let port = recorder.port.to_string();
+    let scratch = Scratch::new();
+    let allowlist = scratch.file("allow.txt", &format!("tls.test:{port}\n"));
+    let proxy = Running::start(
+        &allowlist,
+        &["--sni-ports", &port, "--resolve", "tls.test=127.0.0.1"],
+    );
+    let address = proxy.address.parse().unwrap();
+    let (stream, head) = connect(address, &format!("tls.test:{port}")).await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(ech_client(stream, "tls.test", Ech::Grease).await.is_err());
+    let decisions = proxy.decisions_once(|all| !all.is_empty());
+    assert_eq!(decisions[0]["decision"], "deny", "{decisions:?}");
+    assert_eq!(decisions[0]["reason"], "sni-ech", "{decisions:?}");
+    assert_eq!(decisions[0]["bytes_up"], 0);
+    recorder.assert_closed_silent(0).await;
 }

@@ -8,7 +8,9 @@
 //! The parser is strict because a lenient one is a bypass: a record that is not a
 //! handshake, a handshake message that is not a ClientHello, lengths that do not add up,
 //! bytes trailing the hello inside its records, two `server_name` extensions or two host
-//! names in one are all refused rather than guessed at.
+//! names in one are all refused rather than guessed at. Whether the hello offers
+//! Encrypted Client Hello (the `encrypted_client_hello` extension, real or GREASE) is
+//! reported: its server name is then only the outer, public one.
 
 use tls_parser::{SNIType, TlsExtension};
 
@@ -29,6 +31,8 @@ const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 const HANDSHAKE_HEADER: usize = 4;
 /// Extension type `server_name` (RFC 6066).
 const EXTENSION_SERVER_NAME: u16 = 0;
+/// Extension type `encrypted_client_hello` (draft-ietf-tls-esni).
+const EXTENSION_ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
 
 /// A complete, well-formed ClientHello, as far as the name check cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct ClientHello {
     /// The `host_name` of the `server_name` extension, as sent (not yet normalised);
     /// `None` when the hello has no `server_name` extension.
     pub(crate) server_name: Option<Vec<u8>>,
+    /// Whether it carries the `encrypted_client_hello` extension.
+    pub(crate) encrypted: bool,
 }
 
 /// Why the first bytes of a tunnel are not an acceptable ClientHello.
@@ -130,7 +136,10 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientHello, HelloError> {
     let Some(extensions) = hello.ext else {
         // No extensions block at all: legal (TLS 1.2 and older), and carries no name.
         return if rest.is_empty() {
-            Ok(ClientHello { server_name: None })
+            Ok(ClientHello {
+                server_name: None,
+                encrypted: false,
+            })
         } else {
             Err(HelloError::Malformed)
         };
@@ -139,7 +148,9 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientHello, HelloError> {
         return Err(HelloError::Malformed);
     }
     let mut server_name = None;
+    let mut encrypted = false;
     for (kind, data) in raw_extensions(extensions)? {
+        encrypted |= kind == EXTENSION_ENCRYPTED_CLIENT_HELLO;
         if kind != EXTENSION_SERVER_NAME {
             continue;
         }
@@ -148,7 +159,10 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientHello, HelloError> {
         }
         server_name = Some(host_name(data)?);
     }
-    Ok(ClientHello { server_name })
+    Ok(ClientHello {
+        server_name,
+        encrypted,
+    })
 }
 
 /// Splits an extensions block into `(type, data)` pairs, requiring exact lengths.
@@ -222,6 +236,35 @@ pub(crate) mod tests {
         let hello = client_hello("api.example.com");
         let parsed = peek(&hello).unwrap().unwrap();
         assert_eq!(parsed.server_name.as_deref(), Some(&b"api.example.com"[..]));
+    }
+
+    #[test]
+    fn a_hello_offering_encrypted_client_hello_is_marked() {
+        use rustls::client::{EchGreaseConfig, EchMode};
+        use rustls::crypto::aws_lc_rs::hpke::DH_KEM_X25519_HKDF_SHA256_AES_128 as SUITE;
+        use rustls::crypto::hpke::Hpke;
+
+        let hello = |ech: Option<EchMode>| {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let builder = rustls::ClientConfig::builder_with_provider(provider);
+            let builder = match ech {
+                Some(mode) => builder.with_ech(mode).unwrap(),
+                None => builder.with_safe_default_protocol_versions().unwrap(),
+            };
+            let config = builder
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            let name = rustls::pki_types::ServerName::try_from("tls.test").unwrap();
+            let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+            let mut out = Vec::new();
+            connection.write_tls(&mut out).unwrap();
+            peek(&out).unwrap().unwrap()
+        };
+        let (key, _) = SUITE.generate_key_pair().unwrap();
+        let grease = hello(Some(EchMode::Grease(EchGreaseConfig::new(SUITE, key))));
+        assert!(grease.encrypted);
+        assert_eq!(grease.server_name.as_deref(), Some(&b"tls.test"[..]));
+        assert!(!hello(None).encrypted);
     }
 
     #[test]

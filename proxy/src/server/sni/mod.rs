@@ -19,8 +19,10 @@
 //!   address, else `sni-mismatch`: a DNS name there would pick another site on the
 //!   listed address, which is the fronting this check exists to stop.
 //!
-//! A hello using Encrypted Client Hello carries the ECH provider's public name outside,
-//! so it fails the check: the real destination is not visible and is not trusted.
+//! - a hello offering Encrypted Client Hello (the `encrypted_client_hello` extension,
+//!   GREASE included) is refused (`sni-ech`), whatever its outer name: the name the
+//!   server acts on is encrypted, and an outer name equal to an allowed host says
+//!   nothing about it.
 //!
 //! On refusal the upstream, already connected (the proxy dials before answering 200),
 //! receives no byte and is closed; a client that spoke TLS gets a fatal
@@ -81,6 +83,9 @@ pub(crate) enum SniRefusal {
     /// The ClientHello has no server name, and the CONNECT host is a name.
     #[error("the TLS ClientHello has no server name")]
     Missing,
+    /// The ClientHello offers Encrypted Client Hello: the real server name is hidden.
+    #[error("the TLS ClientHello offers Encrypted Client Hello, which hides the server name")]
+    Encrypted,
     /// The ClientHello did not arrive within the timeout.
     #[error("no complete TLS ClientHello within the timeout")]
     Timeout,
@@ -98,6 +103,7 @@ impl SniRefusal {
             SniRefusal::Hello(HelloError::TooLarge) => "sni-too-large",
             SniRefusal::Mismatch { .. } => "sni-mismatch",
             SniRefusal::Missing => "sni-missing",
+            SniRefusal::Encrypted => "sni-ech",
             SniRefusal::Timeout => "sni-timeout",
             SniRefusal::Incomplete => "sni-incomplete",
         }
@@ -109,6 +115,7 @@ impl SniRefusal {
             self,
             SniRefusal::Mismatch { .. }
                 | SniRefusal::Missing
+                | SniRefusal::Encrypted
                 | SniRefusal::Hello(HelloError::Malformed | HelloError::TooLarge)
         )
     }
@@ -138,7 +145,7 @@ impl SniCheck {
         let verdict = tokio::time::timeout(self.timeout, read_hello(client, &mut buffer))
             .await
             .unwrap_or(Err(SniRefusal::Timeout))
-            .and_then(|hello| judge(host, hello.server_name.as_deref()));
+            .and_then(|hello| judge(host, &hello));
         match verdict {
             Ok(()) => Ok(buffer.freeze()),
             Err(refusal) => {
@@ -192,9 +199,17 @@ async fn read_hello<S: Socket>(
     }
 }
 
-/// Decides whether a ClientHello's server name fits the CONNECT host (rules in the
-/// module documentation).
-fn judge(host: &Host, offered: Option<&[u8]>) -> Result<(), SniRefusal> {
+/// Decides whether a ClientHello fits the CONNECT host (rules in the module
+/// documentation).
+fn judge(host: &Host, hello: &hello::ClientHello) -> Result<(), SniRefusal> {
+    if hello.encrypted {
+        return Err(SniRefusal::Encrypted);
+    }
+    judge_name(host, hello.server_name.as_deref())
+}
+
+/// Decides whether an offered server name fits the CONNECT host.
+fn judge_name(host: &Host, offered: Option<&[u8]>) -> Result<(), SniRefusal> {
     let Some(offered) = offered else {
         return match host {
             Host::Ip(_) => Ok(()),
@@ -239,7 +254,7 @@ mod tests {
             ("127.0.0.1", Some("127.0.0.2"), Err("sni-mismatch")),
         ];
         for (target, offered, expected) in table {
-            let verdict = judge(&host(target), offered.map(str::as_bytes));
+            let verdict = judge_name(&host(target), offered.map(str::as_bytes));
             assert_eq!(
                 verdict.map_err(|refusal| refusal.code()),
                 *expected,
@@ -250,7 +265,7 @@ mod tests {
 
     #[test]
     fn non_utf8_names_are_mismatches_and_logged_lossily() {
-        let refusal = judge(&host("example.com"), Some(&[0xff, b'a'])).unwrap_err();
+        let refusal = judge_name(&host("example.com"), Some(&[0xff, b'a'])).unwrap_err();
         assert_eq!(
             refusal,
             SniRefusal::Mismatch {

@@ -79,3 +79,63 @@ pub async fn get_over_tls(mut tls: TlsStream<TcpStream>) -> String {
     let _ = tls.read_to_string(&mut response).await;
     response
 }
+
+/// How a test client offers Encrypted Client Hello.
+#[derive(Clone, Copy)]
+pub enum Ech {
+    /// GREASE ECH: the extension with random contents, as browsers send by default.
+    Grease,
+    /// Real ECH with a configuration whose outer, public name is this.
+    PublicName(&'static str),
+}
+
+/// A rustls client handshake over `stream` for `name` offering ECH (aws-lc-rs: its HPKE
+/// suites). It trusts nothing: the tests expect the handshake to be refused earlier.
+pub async fn ech_client(
+    stream: TcpStream,
+    name: &str,
+    ech: Ech,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    use rustls::client::{EchConfig, EchGreaseConfig, EchMode};
+    use rustls::crypto::aws_lc_rs::hpke::DH_KEM_X25519_HKDF_SHA256_AES_128 as SUITE;
+    use rustls::crypto::hpke::Hpke;
+
+    let (public_key, _) = SUITE.generate_key_pair().unwrap();
+    let mode = match ech {
+        Ech::Grease => EchMode::Grease(EchGreaseConfig::new(SUITE, public_key)),
+        Ech::PublicName(public_name) => {
+            let list = ech_config_list(&public_key.0, public_name);
+            EchMode::Enable(EchConfig::new(list.into(), &[SUITE]).unwrap())
+        }
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_ech(mode)
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let connector = TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from(name.to_owned()).unwrap();
+    connector.connect(name, stream).await
+}
+
+/// An ECHConfigList (draft-ietf-tls-esni-18 §4) holding one configuration: X25519 with
+/// HKDF-SHA256 and AES-128-GCM, `public_key`, `public_name`, no extensions.
+fn ech_config_list(public_key: &[u8], public_name: &str) -> Vec<u8> {
+    fn with_u16_length(body: &[u8]) -> Vec<u8> {
+        let mut out = u16::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+    let mut contents = vec![7]; // config_id
+    contents.extend_from_slice(&0x0020u16.to_be_bytes()); // DHKEM(X25519, HKDF-SHA256)
+    contents.extend(with_u16_length(public_key));
+    contents.extend(with_u16_length(&[0, 1, 0, 1])); // HKDF-SHA256, AES-128-GCM
+    contents.push(64); // maximum_name_length
+    contents.push(u8::try_from(public_name.len()).unwrap());
+    contents.extend_from_slice(public_name.as_bytes());
+    contents.extend(with_u16_length(&[])); // extensions
+    let mut config = 0xfe0du16.to_be_bytes().to_vec();
+    config.extend(with_u16_length(&contents));
+    with_u16_length(&config)
+}

@@ -47,7 +47,8 @@ impl Echo {
 }
 
 /// A plain HTTP/1.1 upstream that records raw request heads and answers
-/// `hello from upstream` (keep-alive, with hop-by-hop headers the proxy must drop).
+/// `hello from upstream` (keep-alive, with hop-by-hop headers the proxy must drop); a
+/// request to upgrade is answered 101, and the connection then echoes bytes.
 pub struct HttpUpstream {
     pub addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
@@ -105,7 +106,19 @@ impl HttpUpstream {
 async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>) {
     let mut buffer = Vec::new();
     while let Some(request) = read_message(&mut stream, &mut buffer, Kind::Request).await {
+        let upgrade = request.head.to_ascii_lowercase().contains("\r\nupgrade:");
         heads.lock().await.push(request.head);
+        if upgrade {
+            let switched = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\
+                            connection: upgrade\r\n\r\n";
+            if stream.write_all(switched.as_bytes()).await.is_ok()
+                && stream.write_all(&buffer).await.is_ok()
+            {
+                let (mut reader, mut writer) = stream.split();
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            }
+            return;
+        }
         let body = "hello from upstream";
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: keep-alive, x-upstream-secret\r\n\
