@@ -19,11 +19,12 @@ use crate::cli::{Outcome, docker_ok};
 const SUITE: &str = "bookworm";
 
 /// Packages added to minbase: what tests run inside containers (HTTP client and tiny
-/// servers, sockets, processes, capabilities).
+/// servers, sockets, processes, capabilities, git).
 const PACKAGES: &[&str] = &[
     "bash",
     "ca-certificates",
     "curl",
+    "git",
     "iproute2",
     "libcap2-bin",
     "netcat-openbsd",

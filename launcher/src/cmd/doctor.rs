@@ -1,17 +1,19 @@
 //! `agent-sandbox doctor`: what a run would use and whether it would work: the engine
 //! (address, version, negotiated API), both images (present and current, or where they
-//! would come from), the allowlist, and the network mode.
+//! would come from), the allowlist, the network mode, what is protected from the agent,
+//! and the agent's limits.
 
 use std::io::Write as _;
 
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
-use crate::options::Isolation;
-use crate::options::Options;
 use crate::options::profile::Profile;
+use crate::options::{Isolation, Network, Options};
 use crate::report::chain;
 use crate::sandbox::checkout::Checkout;
-use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
+use crate::sandbox::config::{
+    AgentImage, DEFAULT_MEMORY_SHARE, Host, Limits, Memory, SandboxConfig,
+};
 use crate::sandbox::images;
 use crate::sandbox::sidecar_image;
 
@@ -56,7 +58,12 @@ async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
     lines.push((
         true,
         match &config.proxy {
-            None => "mode: host network, unrestricted egress (no --proxy)".to_owned(),
+            None if config.network == Network::Host => {
+                "mode: the host's network (--network host), unrestricted egress, the host's \
+                 127.0.0.1 services reachable"
+                    .to_owned()
+            }
+            None => "mode: a per-run network, unrestricted egress (no --proxy)".to_owned(),
             Some(proxy) => format!(
                 "mode: proxy ({}), allowlist {}, egress network {}",
                 match proxy.isolation {
@@ -68,6 +75,20 @@ async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
                 proxy.egress_network.as_deref().unwrap_or("per-run bridge"),
             ),
         },
+    ));
+    let protection = &config.protection;
+    lines.push((
+        true,
+        format!(
+            "protected from the agent: {} paths read-only, {} checked at exit{}",
+            protection.read_only.len(),
+            protection.watched.len(),
+            if config.writable_config {
+                " (--writable-config: the agent's code is writable)"
+            } else {
+                ""
+            }
+        ),
     ));
     let engine = match Engine::connect().await {
         Ok(engine) => engine,
@@ -92,6 +113,10 @@ async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
             lines.push((false, chain(&error)));
             return false;
         }
+    }
+    match engine.total_memory().await {
+        Ok(total) => lines.push((true, limits(&config.limits, total))),
+        Err(error) => lines.push((false, chain(&error))),
     }
     let agent = agent_image_line(&engine, &config.image).await;
     let checkout = Checkout::find(config.source_checkout.as_deref()).map_err(|e| chain(&e));
@@ -143,5 +168,56 @@ async fn agent_image_line(engine: &Engine, image: &AgentImage) -> Result<String,
         (AgentImage::Given(_), None) => Err(format!(
             "agent image {name}: not found (given with --image; it is never built or pulled)"
         )),
+    }
+}
+
+/// The agent's limits, saying where the memory limit comes from.
+fn limits(limits: &Limits, engine_total: Option<u64>) -> String {
+    let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1 << 30));
+    let memory = match (limits.memory, engine_total) {
+        (Memory::EngineShare, Some(total)) => {
+            let (numerator, denominator) = DEFAULT_MEMORY_SHARE;
+            format!(
+                "memory {} ({numerator}/{denominator} of the engine's {}; --memory SIZE or none to change)",
+                gib(limits.memory.bytes(total).unwrap_or(total)),
+                gib(total)
+            )
+        }
+        (Memory::EngineShare, None) => {
+            "memory: the engine does not say how much it has (--memory SIZE to set)".to_owned()
+        }
+        (Memory::Unlimited, _) => "memory unlimited".to_owned(),
+        (Memory::Given(limit), _) => format!("memory {}", gib(limit.bytes())),
+    };
+    let pids = limits.pids.map_or_else(
+        || "processes unlimited".to_owned(),
+        |n| format!("{n} processes"),
+    );
+    let cpus = limits
+        .cpus
+        .map_or_else(|| "CPUs unlimited".to_owned(), |c| c.to_string());
+    format!("agent limits: {memory}, {pids}, {cpus}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_memory_limit_is_explained() {
+        let line = limits(&Limits::default(), Some(8 << 30));
+        assert!(
+            line.contains("memory 4.0 GiB (1/2 of the engine's 8.0 GiB"),
+            "{line}"
+        );
+        let given = Limits {
+            memory: Memory::Unlimited,
+            pids: Some(100),
+            cpus: "1.5".parse().ok(),
+        };
+        assert_eq!(
+            limits(&given, None),
+            "agent limits: memory unlimited, 100 processes, 1.500000000 CPUs"
+        );
     }
 }

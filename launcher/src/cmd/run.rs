@@ -2,9 +2,10 @@
 //!
 //! The flow: options checked against the host ([`SandboxConfig`]), the engine, a
 //! session (labels on everything), leftovers of dead runs removed while the images are
-//! checked, the browser hand-off channel, the sandbox (sidecar, then the agent
-//! container), the agent's streams relayed until it exits (signals passed on), the
-//! proxy's record of refused destinations, and teardown on every path.
+//! checked, the browser hand-off channel, the sandbox (sidecar or a per-run network,
+//! then the agent container), the protected paths' snapshot, the agent's streams relayed
+//! until it exits (signals passed on), the warning about protected paths the run
+//! changed, the proxy's record of refused destinations, and teardown on every path.
 
 use std::time::Duration;
 
@@ -13,12 +14,13 @@ use super::signals::{Terminations, signal_name};
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
 use crate::options::profile::{Missing, Profile, ResolvedMount};
-use crate::options::{Isolation, Options};
+use crate::options::{Isolation, Network, Options};
 use crate::report::{chain, notice};
 use crate::sandbox::checkout::Checkout;
 use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
 use crate::sandbox::images::{self, ImageState};
 use crate::sandbox::labels::{Owner, Session};
+use crate::sandbox::protect::snapshot::Watch;
 use crate::sandbox::sidecar_image;
 use crate::sandbox::{AgentNetwork, Sandbox, liveness, teardown};
 use crate::terminal::browser::{self, Channel, Follower};
@@ -41,6 +43,12 @@ pub(super) async fn sandboxed(
     let config = SandboxConfig::new(args, profile, command, &host, |name| {
         std::env::var(name).ok()
     })?;
+    if config.writable_config {
+        notice(
+            "warning: --writable-config: the agent can change the code in its config \
+             (extensions, packages, skills), which runs in every later session",
+        );
+    }
     let engine = Engine::connect().await?;
     let owner = liveness::current_owner();
     let session = Session::new(owner.clone(), config.extra_labels.clone());
@@ -57,9 +65,10 @@ pub(super) async fn sandboxed(
     let config = with_browser_channel(config, &browser);
     let mut urls = browser.follower().map_err(Error::Browser)?;
     let sandbox = Sandbox::new(&engine, &session);
+    let watch = Watch::default();
     let outcome = supervise(
         &sandbox,
-        run_in(&sandbox, &engine, &config),
+        run_in(&sandbox, &engine, &config, &watch),
         &mut terminations,
         &mut urls,
     )
@@ -74,6 +83,9 @@ pub(super) async fn sandboxed(
     for failure in &failures {
         notice(&format!("teardown: {}", chain(failure)));
     }
+    // When the run ended before the agent did (a signal, an error), the agent is gone
+    // only now.
+    watch.end().iter().for_each(|line| notice(line));
     outcome
 }
 
@@ -102,6 +114,7 @@ fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> Sandbox
         target: browser::CONTAINER_DIR.to_owned(),
         read_only: false,
         missing: Missing::Skip,
+        code: Vec::new(),
     });
     config.env.push(format!(
         "{}={}/urls",
@@ -169,13 +182,15 @@ async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), E
     Ok(())
 }
 
-/// Sets the sandbox up and runs the command; the caller tears it down.
+/// Sets the sandbox up and runs the command, with `watch` taken just before the agent
+/// starts and reported just after it exits; the caller tears it down.
 async fn run_in(
     sandbox: &Sandbox<'_>,
     engine: &Engine,
     config: &SandboxConfig,
+    watch: &Watch,
 ) -> Result<ExitStatus, Error> {
-    let proxy = match &config.proxy {
+    let (proxy, network) = match &config.proxy {
         Some(proxy) => {
             for warning in &proxy.warnings {
                 notice(&format!("warning: {warning}"));
@@ -186,18 +201,25 @@ async fn run_in(
                      addresses of the host through the network's gateway",
                 );
             }
-            Some(sandbox.create_proxy(proxy).await?)
+            let proxy = sandbox.create_proxy(proxy).await?;
+            let network = proxy.network.clone();
+            (Some(proxy), network)
+        }
+        None if config.network == Network::Host => {
+            notice(
+                "warning: --network host: unrestricted egress, and the agent reaches every service on the \
+                 host's 127.0.0.1 and its abstract Unix sockets",
+            );
+            (None, AgentNetwork::Host)
         }
         None => {
             notice(
-                "network egress is unrestricted (host network); use --proxy to restrict it to an allowlist",
+                "network egress is unrestricted (a network of its own, not the host's); use --proxy to \
+                 restrict it to an allowlist",
             );
-            None
+            (None, sandbox.create_agent_network().await?)
         }
     };
-    let network = proxy
-        .as_ref()
-        .map_or(AgentNetwork::Host, |p| p.network.clone());
     let tty = terminal::is_interactive();
     // The agent container is created while the sidecar starts; it starts once the
     // sidecar is ready.
@@ -218,6 +240,8 @@ async fn run_in(
     // Docker's order: attach before start (no output lost), wait after start.
     let attached = engine.attach(&agent, DETACH_KEYS).await?;
     tracing::debug!(phase = "agent created");
+    watch.begin(&config.protection, &config.workdir);
+    tracing::debug!(phase = "protected paths recorded");
     engine.start_container(&agent).await?;
     tracing::debug!(phase = "agent started");
     let exit = engine.wait_exit(&agent);
@@ -232,6 +256,7 @@ async fn run_in(
         stdio::relay(attached).await?;
     }
     let code = exit.await?;
+    watch.end().iter().for_each(|line| notice(line));
     if let Some(proxy) = &proxy {
         match sandbox.denied(proxy).await {
             Ok(denied) => denied.summary().iter().for_each(|line| notice(line)),

@@ -243,6 +243,45 @@ impl Engine {
         }
     }
 
+    /// The paths `image` declares as volumes (`VOLUME`).
+    ///
+    /// # Errors
+    ///
+    /// There is no such image, or the engine fails.
+    pub(crate) async fn image_volumes(&self, image: &str) -> Result<Vec<String>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(failed("inspect", format!("image {image}")))?;
+        let mut volumes: Vec<String> = inspect
+            .config
+            .and_then(|c| c.volumes)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        volumes.sort();
+        Ok(volumes)
+    }
+
+    /// The memory the engine can give containers, in bytes (the host's, or Docker
+    /// Desktop's and Colima's virtual machine's), when it says.
+    ///
+    /// # Errors
+    ///
+    /// The engine does not answer.
+    pub(crate) async fn total_memory(&self) -> Result<Option<u64>, EngineError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(failed("ask", "the engine about itself".to_owned()))?;
+        Ok(info
+            .mem_total
+            .and_then(|bytes| u64::try_from(bytes).ok())
+            .filter(|&bytes| bytes > 0))
+    }
+
     /// The ENTRYPOINT and CMD of `image`.
     ///
     /// # Errors
@@ -673,11 +712,12 @@ impl Engine {
         Ok(output)
     }
 
-    /// Removes a container, killing it if it runs; one already gone counts as removed.
+    /// Removes a container, killing it if it runs, with its anonymous volumes; one
+    /// already gone counts as removed.
     pub(crate) async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
-            .v(false)
+            .v(true)
             .build();
         gone_is_done(self.docker.remove_container(id, Some(options)).await)
             .map_err(failed("remove", format!("container {id}")))

@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::options::image_ref::{ImageRef, VERSION};
-use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
+use crate::options::limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
 use crate::options::profile::BUILTIN_AGENTS;
-use crate::options::{Isolation, Lang};
+use crate::options::{Isolation, Lang, Network};
 
 /// The name of the launcher's own executable; any other name that is a built-in agent's
 /// (a symlink `pi -> agent-sandbox`) means `agent-sandbox run <that agent>`.
@@ -111,8 +111,8 @@ pub(crate) struct SandboxArgs {
     /// Restrict network egress to the allowlist, through the proxy sidecar.
     #[arg(short, long, overrides_with = "no_proxy")]
     pub(crate) proxy: bool,
-    /// Give the agent unrestricted network access (the host network), even when the
-    /// settings file enables the proxy.
+    /// Give the agent unrestricted network access, even when the settings file enables
+    /// the proxy.
     #[arg(long, overrides_with = "proxy")]
     pub(crate) no_proxy: bool,
     /// The allowlist file [default: ~/.agents/proxy_allowed_domains.txt].
@@ -140,21 +140,31 @@ pub(crate) struct SandboxArgs {
     /// How the agent container is cut off from the network in proxy mode.
     #[arg(long, value_enum)]
     pub(crate) isolation: Option<Isolation>,
-    /// Memory limit, in docker's syntax (512m, 2g).
+    /// The network without --proxy: a per-run bridge [default], or the host's own
+    /// (its 127.0.0.1 services and abstract sockets become reachable).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub(crate) network: Option<Network>,
+    /// Memory limit, in docker's syntax (512m, 2g), or `none` [default: half the
+    /// engine's memory].
     #[arg(long, value_name = "SIZE")]
-    pub(crate) memory: Option<MemoryLimit>,
-    /// CPU limit, in docker's syntax (1.5).
+    pub(crate) memory: Option<Limit<MemoryLimit>>,
+    /// CPU limit, in docker's syntax (1.5), or `none` [default: none].
     #[arg(long, value_name = "CPUS")]
-    pub(crate) cpus: Option<CpuLimit>,
-    /// Limit on the number of processes in the container.
+    pub(crate) cpus: Option<Limit<CpuLimit>>,
+    /// Limit on the number of processes in the container, or `none` [default: 4096].
     #[arg(long, value_name = "N")]
-    pub(crate) pids: Option<PidsLimit>,
+    pub(crate) pids: Option<Limit<PidsLimit>>,
     /// Mount the container's root filesystem read-only.
     #[arg(long)]
     pub(crate) read_only: bool,
-    /// Allow the home directory or `/` as the working directory.
+    /// Allow a broad working directory: the home directory, one of its ancestors, `/`
+    /// or a system directory.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Let the agent change the code parts of its config for this run (extensions,
+    /// packages, skills...: how an extension is installed).
+    #[arg(long)]
+    pub(crate) writable_config: bool,
     /// An extra label `KEY=VALUE` on everything the run creates (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub(crate) labels: Vec<String>,
@@ -431,7 +441,11 @@ mod tests {
         };
         assert!(shell.sandbox.proxy);
         assert_eq!(
-            shell.sandbox.memory.map(MemoryLimit::bytes),
+            shell
+                .sandbox
+                .memory
+                .and_then(Limit::value)
+                .map(MemoryLimit::bytes),
             Some(512 << 20)
         );
         assert_eq!(shell.command, ["sh", "-c", "exit 3"]);

@@ -1,5 +1,6 @@
 //! Resource limits written in docker's value syntax (`--memory 512m`, `--cpus 1.5`,
-//! `--pids 256`), parsed once into the units the engine API takes.
+//! `--pids 256`), parsed once into the units the engine API takes; `none` lifts a limit
+//! ([`Limit`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -145,6 +146,47 @@ impl fmt::Display for PidsLimit {
     }
 }
 
+/// A limit as given on the command line or in the settings file: a value, or `none` for
+/// no limit at all (which also lifts the launcher's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit<T> {
+    /// `none`: no limit.
+    Unlimited,
+    /// A limit.
+    At(T),
+}
+
+impl<T> Limit<T> {
+    /// The limit, or `None` for no limit.
+    pub(crate) fn value(self) -> Option<T> {
+        match self {
+            Limit::Unlimited => None,
+            Limit::At(value) => Some(value),
+        }
+    }
+}
+
+impl<T: FromStr<Err = LimitError>> FromStr for Limit<T> {
+    type Err = LimitError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().eq_ignore_ascii_case("none") {
+            Ok(Limit::Unlimited)
+        } else {
+            text.parse().map(Limit::At)
+        }
+    }
+}
+
+impl<'de, T: FromStr<Err = LimitError>> serde::Deserialize<'de> for Limit<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let scalar = TomlScalar::deserialize(deserializer)?;
+        String::from(scalar)
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// A scalar as a TOML settings file may write a limit: `"512m"`, `256` or `1.5`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(untagged)]
@@ -262,6 +304,18 @@ mod tests {
         for text in ["0", "0.0", "-1", "1.5x", "", ".5", "1.0000000001"] {
             assert!(text.parse::<CpuLimit>().is_err(), "{text:?} was accepted");
         }
+    }
+
+    #[test]
+    fn none_lifts_a_limit_and_anything_else_parses_as_the_limit() {
+        assert_eq!("none".parse::<Limit<MemoryLimit>>(), Ok(Limit::Unlimited));
+        assert_eq!(" None ".parse::<Limit<PidsLimit>>(), Ok(Limit::Unlimited));
+        assert_eq!(
+            "2g".parse::<Limit<MemoryLimit>>()
+                .map(|l| l.value().map(MemoryLimit::bytes)),
+            Ok(Some(2 << 30))
+        );
+        assert!("nothing".parse::<Limit<CpuLimit>>().is_err());
     }
 
     #[test]

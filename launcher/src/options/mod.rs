@@ -1,6 +1,7 @@
 //! What the user asked for: command-line flags ([`cli`], raw), the settings file
 //! ([`settings`]), and the two merged into [`Options`] (each flag given wins over the
-//! file); agent profiles ([`profile`]) and resource limits ([`limits`]) as values.
+//! file); agent profiles ([`profile`]), resource limits ([`limits`]) and paths below a
+//! directory ([`subpath`]) as values.
 //! Nothing here looks at the host or the engine: that is `sandbox::config`'s job.
 
 pub(crate) mod cli;
@@ -8,10 +9,12 @@ pub(crate) mod image_ref;
 pub(crate) mod limits;
 pub(crate) mod profile;
 pub(crate) mod settings;
+pub(crate) mod subpath;
 
 use std::path::PathBuf;
 
-use limits::{CpuLimit, MemoryLimit, PidsLimit};
+use limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
+use subpath::SubPath;
 
 /// The sandbox options in effect: flags over the settings file over defaults. Values are
 /// typed (an unknown `--lang`, a bad `--memory` never get this far); what depends on the
@@ -31,12 +34,24 @@ pub(crate) struct Options {
     pub(crate) source_checkout: Option<PathBuf>,
     pub(crate) egress_network: Option<String>,
     pub(crate) isolation: Isolation,
-    pub(crate) memory: Option<MemoryLimit>,
-    pub(crate) cpus: Option<CpuLimit>,
-    pub(crate) pids: Option<PidsLimit>,
+    /// The network without the proxy.
+    pub(crate) network: Network,
+    /// `None`: the launcher's default.
+    pub(crate) memory: Option<Limit<MemoryLimit>>,
+    /// `None`: the launcher's default.
+    pub(crate) cpus: Option<Limit<CpuLimit>>,
+    /// `None`: the launcher's default.
+    pub(crate) pids: Option<Limit<PidsLimit>>,
     pub(crate) read_only: bool,
-    /// Allow the home directory or `/` as the working directory.
+    /// Allow a broad working directory (the home directory, one of its ancestors, a
+    /// system directory).
     pub(crate) force: bool,
+    /// Leave the code parts of the agent's config writable for this run.
+    pub(crate) writable_config: bool,
+    /// Paths of the working directory protected besides the default ones.
+    pub(crate) protect: Vec<SubPath>,
+    /// Paths of the working directory not protected although the default protects them.
+    pub(crate) unprotect: Vec<SubPath>,
     /// `--label KEY=VALUE` arguments, as given.
     pub(crate) labels: Vec<String>,
 }
@@ -51,6 +66,19 @@ pub(crate) enum Isolation {
     /// A per-run internal Docker network shared with the sidecar. Weaker: the network's
     /// gateway is the host, so host services listening on all addresses are reachable.
     InternalNetwork,
+}
+
+/// The agent container's network without `--proxy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Network {
+    /// A per-run bridge network: unrestricted egress, but not the host's own loopback
+    /// services or abstract Unix sockets.
+    #[default]
+    Bridge,
+    /// The host's network namespace: every service on the host's 127.0.0.1 and every
+    /// abstract Unix socket (an X server's, for one) is reachable.
+    Host,
 }
 
 /// A variant of the agent image: the language toolchain it adds.

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::options::subpath::SubPath;
+
 /// The names of the agents whose profiles are built in (an executable invoked under one
 /// of these names runs that agent).
 pub(crate) const BUILTIN_AGENTS: &[&str] = &["pi"];
@@ -90,6 +92,12 @@ pub(crate) struct MountSpec {
     /// What to do when the host path does not exist.
     #[serde(default)]
     pub(crate) missing: Missing,
+    /// The parts of it the agent loads or runs as code (extensions, packages, skills,
+    /// instructions): read-only unless `--writable-config`, so that nothing written in
+    /// one session runs in every later one. A missing directory (`name/`) is created
+    /// empty so that it can be protected; a missing file is checked at exit instead.
+    #[serde(default)]
+    pub(crate) code: Vec<SubPath>,
 }
 
 /// What to do about a mount whose host path does not exist.
@@ -111,6 +119,8 @@ pub(crate) struct ResolvedMount {
     pub(crate) read_only: bool,
     /// What to do when the source does not exist.
     pub(crate) missing: Missing,
+    /// The parts of the source that are code (see [`MountSpec::code`]).
+    pub(crate) code: Vec<SubPath>,
 }
 
 impl Profile {
@@ -173,6 +183,7 @@ impl Profile {
                     target,
                     read_only: mount.read_only,
                     missing: mount.missing,
+                    code: mount.code.clone(),
                 }
             })
             .collect()
@@ -217,6 +228,7 @@ mod tests {
             .iter()
             .map(|m| (m.source.to_str().unwrap(), m.target.as_str(), m.missing))
             .collect();
+        let read_only: Vec<bool> = mounts.iter().map(|m| m.read_only).collect();
         assert_eq!(
             pairs,
             [
@@ -247,7 +259,42 @@ mod tests {
                 ),
             ]
         );
-        assert!(mounts.iter().all(|m| !m.read_only));
+        // Only ~/dotfiles is read-only: configs are read through it, nothing writes there.
+        assert_eq!(read_only, [false, false, false, false, true]);
+    }
+
+    #[test]
+    fn pi_marks_what_it_loads_as_code() {
+        let mounts = pi().resolve_mounts(Path::new("/home/alice"));
+        let code = |source: &str| -> Vec<String> {
+            let mount = mounts
+                .iter()
+                .find(|m| m.source == Path::new(source))
+                .unwrap();
+            mount.code.iter().map(ToString::to_string).collect()
+        };
+        let agent = code("/home/alice/.pi/agent");
+        for part in [
+            "extensions/",
+            "npm/",
+            "npm-global/",
+            "git/",
+            "bin/",
+            "skills/",
+            "prompts/",
+            "themes/",
+            "mcp.json",
+            "SYSTEM.md",
+            "APPEND_SYSTEM.md",
+            "AGENTS.md",
+        ] {
+            assert!(agent.iter().any(|c| c == part), "{part} missing: {agent:?}");
+        }
+        // What pi writes as it runs stays writable.
+        for data in ["sessions/", "settings.json", "auth.json", "trust.json"] {
+            assert!(!agent.iter().any(|c| c == data), "{data} is protected");
+        }
+        assert_eq!(code("/home/alice/.agents"), ["skills/"]);
     }
 
     #[test]
@@ -296,6 +343,16 @@ mod tests {
     fn unknown_profile_fields_are_rejected() {
         assert!(
             toml::from_str::<Profile>("command = [\"x\"]\nhome = \"/\"\nmonuts = []\n").is_err()
+        );
+    }
+
+    #[test]
+    fn code_parts_must_stay_inside_their_mount() {
+        let text = "command = [\"x\"]\nhome = \"/\"\n[[mounts]]\nhost = \"~/.x\"\ncode = [\"../.bashrc\"]\n";
+        let error = toml::from_str::<Profile>(text).unwrap_err().to_string();
+        assert!(
+            error.contains("line 5") && error.contains("`..`"),
+            "{error}"
         );
     }
 }

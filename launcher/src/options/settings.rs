@@ -6,9 +6,11 @@
 //! proxy = true
 //! allowed_domains = "~/.agents/proxy_allowed_domains.txt"
 //! lang = "go"
-//! memory = "4g"
+//! memory = "4g"            # or "none"
 //! source_checkout = "~/src/agent-sandbox"   # to build the sidecar image when a pull fails
 //! cpus = 2
+//! protect = ["scripts/hooks/"]        # more paths of the project read-only in the sandbox
+//! unprotect = [".github/workflows/"]  # default ones the agent may change
 //!
 //! [agents.myagent]          # same shape as the built-in profiles
 //! command = ["myagent"]
@@ -23,9 +25,10 @@ use serde::Deserialize;
 
 use crate::options::Options;
 use crate::options::cli::SandboxArgs;
-use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
+use crate::options::limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
 use crate::options::profile::Profile;
-use crate::options::{Isolation, Lang};
+use crate::options::subpath::SubPath;
+use crate::options::{Isolation, Lang, Network};
 
 /// Why the settings file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -70,14 +73,23 @@ pub(crate) struct Settings {
     pub(crate) egress_network: Option<String>,
     /// Default for `--isolation`.
     pub(crate) isolation: Option<Isolation>,
+    /// Default for `--network`.
+    pub(crate) network: Option<Network>,
     /// Default for `--memory`.
-    pub(crate) memory: Option<MemoryLimit>,
+    pub(crate) memory: Option<Limit<MemoryLimit>>,
     /// Default for `--cpus`.
-    pub(crate) cpus: Option<CpuLimit>,
+    pub(crate) cpus: Option<Limit<CpuLimit>>,
     /// Default for `--pids`.
-    pub(crate) pids: Option<PidsLimit>,
+    pub(crate) pids: Option<Limit<PidsLimit>>,
     /// Default for `--read-only`.
     pub(crate) read_only: Option<bool>,
+    /// Paths of the working directory kept read-only besides the launcher's default ones
+    /// (`dir/` for a directory).
+    #[serde(default)]
+    pub(crate) protect: Vec<SubPath>,
+    /// Paths the launcher protects by default that this user lets the agent change.
+    #[serde(default)]
+    pub(crate) unprotect: Vec<SubPath>,
     /// Agent profiles added to (or replacing) the built-in ones.
     #[serde(default)]
     pub(crate) agents: BTreeMap<String, Profile>,
@@ -147,11 +159,15 @@ impl Settings {
             source_checkout: self.source_checkout.clone(),
             egress_network: given(&flags.egress_network, &self.egress_network),
             isolation: flags.isolation.or(self.isolation).unwrap_or_default(),
+            network: flags.network.or(self.network).unwrap_or_default(),
             memory: flags.memory.or(self.memory),
             cpus: flags.cpus.or(self.cpus),
             pids: flags.pids.or(self.pids),
             read_only: flags.read_only || self.read_only.unwrap_or(false),
             force: flags.force,
+            writable_config: flags.writable_config,
+            protect: self.protect.clone(),
+            unprotect: self.unprotect.clone(),
             labels: flags.labels.clone(),
         }
     }
@@ -169,6 +185,9 @@ cpus = 1.5
 pids = 300
 image = "from-file"
 read_only = true
+network = "host"
+protect = ["scripts/hooks/", ".tool-versions"]
+unprotect = [".github/workflows/"]
 
 [agents.codex]
 command = ["codex"]
@@ -184,10 +203,20 @@ home = "/home/codex"
         let merged = settings().merge(&SandboxArgs::default());
         assert!(merged.proxy && merged.read_only);
         assert_eq!(merged.lang, Some(Lang::Php84));
-        assert_eq!(merged.memory.map(MemoryLimit::bytes), Some(4 << 30));
-        assert_eq!(merged.cpus.map(CpuLimit::nano_cpus), Some(1_500_000_000));
-        assert_eq!(merged.pids.map(PidsLimit::get), Some(300));
+        assert_eq!(merged.memory, Some(Limit::At("4g".parse().unwrap())));
+        assert_eq!(
+            merged.cpus.and_then(Limit::value).map(CpuLimit::nano_cpus),
+            Some(1_500_000_000)
+        );
+        assert_eq!(
+            merged.pids.and_then(Limit::value).map(PidsLimit::get),
+            Some(300)
+        );
         assert_eq!(merged.image.as_deref(), Some("from-file"));
+        assert_eq!(merged.network, Network::Host);
+        let shown = |paths: &[SubPath]| paths.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(shown(&merged.protect), ["scripts/hooks/", ".tool-versions"]);
+        assert_eq!(shown(&merged.unprotect), [".github/workflows/"]);
         assert!(settings().agents.contains_key("codex"));
     }
 
@@ -198,13 +227,30 @@ home = "/home/codex"
             lang: Some(Lang::Go),
             image: Some("from-flag".into()),
             memory: "512m".parse().ok(),
+            pids: "none".parse().ok(),
+            network: Some(Network::Bridge),
             ..SandboxArgs::default()
         };
         let merged = settings().merge(&flags);
         assert!(!merged.proxy);
         assert_eq!(merged.lang, Some(Lang::Go));
         assert_eq!(merged.image.as_deref(), Some("from-flag"));
-        assert_eq!(merged.memory.map(MemoryLimit::bytes), Some(512 << 20));
+        assert_eq!(
+            merged.memory.and_then(Limit::value).map(MemoryLimit::bytes),
+            Some(512 << 20)
+        );
+        assert_eq!(merged.pids, Some(Limit::Unlimited));
+        assert_eq!(merged.network, Network::Bridge);
+    }
+
+    #[test]
+    fn none_in_the_file_lifts_a_limit() {
+        let settings =
+            Settings::parse("memory = \"none\"\npids = \"none\"\n", Path::new("c")).unwrap();
+        let merged = settings.merge(&SandboxArgs::default());
+        assert_eq!(merged.memory, Some(Limit::Unlimited));
+        assert_eq!(merged.pids, Some(Limit::Unlimited));
+        assert_eq!(merged.cpus, None);
     }
 
     #[test]
@@ -220,6 +266,8 @@ home = "/home/codex"
             ("proxy = true\nlang = \"cobol\"\n", "line 2"),
             ("\n\nmemroy = \"1g\"\n", "line 3"),
             ("cpus = \"x\"\n", "line 1"),
+            ("\nprotect = [\".vscode/\", \"../escape\"]\n", "line 2"),
+            ("unprotect = [\"/etc\"]\n", "line 1"),
         ] {
             let error = Settings::parse(text, Path::new("/cfg/config.toml")).unwrap_err();
             let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());

@@ -1,21 +1,24 @@
 //! The agent container: hardened, as the user, in the working directory, with the
-//! profile's mounts and environment, and cut off from the network in proxy mode.
+//! profile's mounts (what runs on the host protected: [`agent_mounts`]) and environment,
+//! limited, on a per-run network of its own, and cut off from the network in proxy mode.
 
 use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 
-use super::config::SandboxConfig;
+use super::config::{Memory, SandboxConfig};
 use super::sidecar::PROXY_ALIAS;
 use super::{Sandbox, SandboxError, bind, hardened, volume};
 use crate::engine::ImageCommand;
 use crate::options::profile::Missing;
 use sandbox_policy::protocol::{self, BIN_DIR, PROXY_PORT, RUN_DIR};
 
-/// How the agent container reaches the proxy.
+/// How the agent container reaches the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AgentNetwork {
-    /// The host's network (no proxy).
+    /// A per-run bridge network: unrestricted egress, not the host's loopback (no proxy).
+    Bridge { network: String },
+    /// The host's network (no proxy, `--network host`).
     Host,
     /// No network; the relay as PID 1 reaches the proxy through the shared volumes.
     Relay {
@@ -27,6 +30,16 @@ pub(crate) enum AgentNetwork {
 }
 
 impl Sandbox<'_> {
+    /// Creates the per-run bridge network of an agent without the proxy.
+    ///
+    /// # Errors
+    ///
+    /// The engine refuses.
+    pub(crate) async fn create_agent_network(&self) -> Result<AgentNetwork, SandboxError> {
+        let network = self.create_network("egress", false).await?;
+        Ok(AgentNetwork::Bridge { network })
+    }
+
     /// Creates (does not start) the agent container for `config`, reaching the network
     /// as `network` says; `image` is the image's own command, which the relay wraps.
     ///
@@ -40,23 +53,72 @@ impl Sandbox<'_> {
         image: &ImageCommand,
         tty: bool,
     ) -> Result<String, SandboxError> {
-        for mount in &config.mounts {
-            if mount.missing == Missing::Create && !mount.source.exists() {
-                std::fs::create_dir_all(&mount.source).map_err(|source| {
-                    SandboxError::MountSource {
-                        path: mount.source.clone(),
-                        source,
-                    }
+        let missing_sources = config
+            .mounts
+            .iter()
+            .filter(|m| m.missing == Missing::Create)
+            .map(|m| &m.source);
+        for dir in missing_sources.chain(&config.protection.create) {
+            if !dir.exists() {
+                create_private_dir(dir).map_err(|source| SandboxError::MountSource {
+                    path: dir.clone(),
+                    source,
                 })?;
             }
         }
-        let body = agent_container_body(config, network, image, tty);
+        let memory = match config.limits.memory {
+            Memory::EngineShare => {
+                let total = self.engine.total_memory().await?;
+                config
+                    .limits
+                    .memory
+                    .bytes(total.unwrap_or(FALLBACK_ENGINE_MEMORY))
+            }
+            other => other.bytes(0),
+        };
+        let body = agent_container_body(config, network, image, tty, memory);
         let id = self.create_container("agent", body).await?;
         if let Ok(mut agent) = self.agent.lock() {
             *agent = Some(id.clone());
         }
         Ok(id)
     }
+}
+
+/// The engine memory assumed when the engine does not say how much it has.
+const FALLBACK_ENGINE_MEMORY: u64 = 4 << 30;
+
+/// Creates `dir` and its missing parents, readable by the user only (they hold the
+/// user's configuration); as the user, where Docker would create them as root.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Every bind mount of the agent container, the final list: the working directory, the
+/// profile's mounts (one at the working directory's own path is left out: the working
+/// directory wins), and the mounts that keep protected paths read-only
+/// ([`Protection::mounts`](super::protect::Protection::mounts)) and the allowlist.
+pub(crate) fn agent_mounts(config: &SandboxConfig) -> Vec<Mount> {
+    let workdir = config.workdir.to_string_lossy().into_owned();
+    let mut mounts = vec![bind(&workdir, &workdir, false)];
+    mounts.extend(
+        config
+            .mounts
+            .iter()
+            .filter(|m| m.missing == Missing::Create || m.source.exists())
+            .filter(|m| m.target != workdir)
+            .map(|m| bind(&m.source.to_string_lossy(), &m.target, m.read_only)),
+    );
+    let protective = config.protection.mounts(&mounts);
+    mounts.extend(protective);
+    if let Some(allowlist) = &config.allowlist {
+        mounts.extend(protect_allowlist(allowlist, &mounts));
+    }
+    mounts
 }
 
 /// Read-only mounts of the allowlist over every place where it is visible read-write in
@@ -97,27 +159,20 @@ pub(crate) fn proxy_environment(host: &str, port: u16) -> Vec<String> {
 
 /// The agent container's definition (pure, so its hardening is unit-tested). Its stdin is
 /// open (closed when the launcher's input ends); `tty` gives it a terminal.
+/// `memory` is the memory limit in bytes, if any.
 pub(crate) fn agent_container_body(
     config: &SandboxConfig,
     network: &AgentNetwork,
     image: &ImageCommand,
     tty: bool,
+    memory: Option<u64>,
 ) -> ContainerCreateBody {
     let workdir = config.workdir.to_string_lossy().into_owned();
-    let mut mounts = vec![bind(&workdir, &workdir, false)];
-    mounts.extend(
-        config
-            .mounts
-            .iter()
-            .filter(|m| m.missing == Missing::Create || m.source.exists())
-            .map(|m| bind(&m.source.to_string_lossy(), &m.target, m.read_only)),
-    );
-    if let Some(allowlist) = &config.allowlist {
-        mounts.extend(protect_allowlist(allowlist, &mounts));
-    }
+    let mut mounts = agent_mounts(config);
     let mut env = config.env.clone();
     let mut entrypoint = None;
     let (network_mode, init) = match network {
+        AgentNetwork::Bridge { network } => (network.clone(), true),
         AgentNetwork::Host => ("host".to_owned(), true),
         AgentNetwork::Relay {
             run_volume,
@@ -157,9 +212,9 @@ pub(crate) fn agent_container_body(
             tmpfs: config.read_only.then(|| {
                 HashMap::from([("/tmp".to_owned(), "rw,nosuid,nodev,mode=1777".to_owned())])
             }),
-            memory: limits.memory.and_then(|m| i64::try_from(m.bytes()).ok()),
+            memory: memory.and_then(|bytes| i64::try_from(bytes).ok()),
             nano_cpus: limits.cpus.and_then(|c| i64::try_from(c.nano_cpus()).ok()),
-            pids_limit: limits.pids.map(|p| i64::from(p.get())),
+            pids_limit: limits.pids.map(i64::from),
             ..hardened()
         }),
         ..ContainerCreateBody::default()
@@ -202,9 +257,12 @@ mod tests {
     fn the_agent_container_is_hardened() {
         let body = agent_container_body(
             &config(Options::default()),
-            &AgentNetwork::Host,
+            &AgentNetwork::Bridge {
+                network: "net".into(),
+            },
             &image(),
             true,
+            None,
         );
         let host = body.host_config.unwrap();
         assert_eq!(body.user.as_deref(), Some("1234:567"));
@@ -216,7 +274,7 @@ mod tests {
         assert_eq!(host.ipc_mode.as_deref(), Some("private"));
         assert_eq!(host.init, Some(true));
         assert_eq!(host.privileged, None);
-        assert_eq!(host.network_mode.as_deref(), Some("host"));
+        assert_eq!(host.network_mode.as_deref(), Some("net"));
         assert_eq!(body.working_dir.as_deref(), Some("/src/project"));
         assert_eq!(
             body.entrypoint, None,
@@ -232,7 +290,49 @@ mod tests {
         assert_eq!(mounts[0].target.as_deref(), Some("/src/project"));
         assert_eq!(mounts[0].read_only, Some(false));
         // ~/dotfiles is mounted only when present; the other four are created if missing.
-        assert_eq!(mounts.len(), 5);
+        let targets: Vec<&str> = mounts.iter().filter_map(|m| m.target.as_deref()).collect();
+        for target in [
+            "/home/piuser/.pi/agent",
+            "/home/piuser/.agents",
+            "/home/piuser/.config/acli",
+            "/home/piuser/.pi/context-mode",
+        ] {
+            assert!(targets.contains(&target), "{target}: {targets:?}");
+        }
+        assert!(!targets.iter().any(|t| t.contains("dotfiles")));
+    }
+
+    #[test]
+    fn the_code_parts_of_the_agent_config_are_read_only_unless_writable_config() {
+        let protected = |args| {
+            let mounts = agent_mounts(&config(args));
+            let mut read_only: Vec<String> = mounts
+                .iter()
+                .filter(|m| m.read_only == Some(true))
+                .filter_map(|m| m.target.clone())
+                .collect();
+            read_only.sort();
+            read_only
+        };
+        let by_default = protected(Options::default());
+        for target in [
+            "/home/piuser/.pi/agent/extensions",
+            "/home/piuser/.pi/agent/npm-global",
+            "/home/piuser/.pi/agent/tmp/extensions",
+            "/home/piuser/.agents/skills",
+        ] {
+            assert!(
+                by_default.iter().any(|t| t == target),
+                "{target}: {by_default:?}"
+            );
+        }
+        // Missing files cannot be mounted; they are compared at exit instead.
+        assert!(!by_default.iter().any(|t| t.ends_with("mcp.json")));
+        let writable = protected(Options {
+            writable_config: true,
+            ..Options::default()
+        });
+        assert!(writable.is_empty(), "{writable:?}");
     }
 
     #[test]
@@ -244,9 +344,16 @@ mod tests {
             read_only: true,
             ..Options::default()
         };
-        let host = agent_container_body(&config(args), &AgentNetwork::Host, &image(), false)
-            .host_config
-            .unwrap();
+        let host = agent_container_body(
+            &config(args),
+            &AgentNetwork::Host,
+            &image(),
+            false,
+            Some(512 << 20),
+        )
+        .host_config
+        .unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("host"));
         assert_eq!(host.memory, Some(512 << 20));
         assert_eq!(host.nano_cpus, Some(1_500_000_000));
         assert_eq!(host.pids_limit, Some(256));
@@ -260,7 +367,8 @@ mod tests {
             run_volume: "run".into(),
             bin_volume: "bin".into(),
         };
-        let body = agent_container_body(&config(Options::default()), &network, &image(), false);
+        let body =
+            agent_container_body(&config(Options::default()), &network, &image(), false, None);
         let entrypoint = body.entrypoint.unwrap();
         assert_eq!(entrypoint[..2], [protocol::PROXY_BINARY, "relay"]);
         assert_eq!(
@@ -328,7 +436,8 @@ mod tests {
         let network = AgentNetwork::Internal {
             network: "net".into(),
         };
-        let body = agent_container_body(&config(Options::default()), &network, &image(), false);
+        let body =
+            agent_container_body(&config(Options::default()), &network, &image(), false, None);
         assert!(
             body.env
                 .unwrap()

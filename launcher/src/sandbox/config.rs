@@ -8,14 +8,21 @@ use sandbox_policy::lint::lint;
 use sandbox_policy::{LoadError, Policy, PolicyOptions};
 
 use crate::options::image_ref::ImageRef;
-use crate::options::limits::{CpuLimit, MemoryLimit, PidsLimit};
-use crate::options::profile::{Profile, ResolvedMount};
-use crate::options::{Isolation, Lang, Options};
+use crate::options::limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
+use crate::options::profile::{Missing, Profile, ResolvedMount};
+use crate::options::{Isolation, Lang, Network, Options};
 use crate::sandbox::images::{DEFAULT_BASE_IMAGE, ImageSpec};
-use crate::sandbox::labels;
+use crate::sandbox::protect::Protection;
+use crate::sandbox::{labels, workdir};
 
 /// The allowlist used when none is given (the old wrapper's location).
 const DEFAULT_ALLOWLIST: &str = "~/.agents/proxy_allowed_domains.txt";
+/// The agent's process limit when none is given: far above what an agent, its tools
+/// and a parallel build use, far below what a fork bomb needs to hurt the host.
+const DEFAULT_PIDS: u32 = 4096;
+/// The agent's default memory limit, as a fraction of the engine's memory: the agent
+/// and its builds get most of it, the host (or Docker Desktop's VM) keeps the rest.
+pub(crate) const DEFAULT_MEMORY_SHARE: (u64, u64) = (1, 2);
 
 /// Why the options do not describe a sandbox the launcher will start.
 #[derive(Debug, thiserror::Error)]
@@ -33,11 +40,18 @@ pub(crate) enum ConfigError {
     /// The allowlist file has invalid entries (the cause names each line and reason).
     #[error("invalid allowlist")]
     InvalidAllowlist(#[source] LoadError),
-    /// The working directory is the home directory or `/`.
+    /// The working directory is too broad (see `sandbox::workdir`).
     #[error(
-        "refusing to mount {path} into the sandbox as the working directory (it exposes everything below it); run from a project directory or pass --force"
+        "refusing to mount {path} ({what}) into the sandbox as the working directory: it exposes \
+         everything below it; run from a project directory or pass --force"
     )]
-    BroadWorkdir { path: PathBuf },
+    BroadWorkdir { path: PathBuf, what: &'static str },
+    /// `--network host` with `--proxy`.
+    #[error(
+        "--network host cannot be combined with --proxy: in proxy mode the agent has no network \
+         but the proxy"
+    )]
+    HostNetworkWithProxy,
     /// The working directory cannot be determined.
     #[error("cannot determine the current directory")]
     Workdir(#[source] std::io::Error),
@@ -121,16 +135,63 @@ pub(crate) struct ProxyConfig {
 /// Resource limits for the agent container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Limits {
-    pub(crate) memory: Option<MemoryLimit>,
+    pub(crate) memory: Memory,
+    /// `None`: no limit.
     pub(crate) cpus: Option<CpuLimit>,
-    pub(crate) pids: Option<PidsLimit>,
+    /// `None`: no limit.
+    pub(crate) pids: Option<u32>,
+}
+
+/// The agent's memory limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Memory {
+    /// [`DEFAULT_MEMORY_SHARE`] of the engine's memory (known once connected).
+    #[default]
+    EngineShare,
+    /// `--memory none`.
+    Unlimited,
+    /// A given limit.
+    Given(MemoryLimit),
+}
+
+impl Memory {
+    /// The limit in bytes for an engine with `engine_total` bytes of memory, or `None`
+    /// for no limit.
+    pub(crate) fn bytes(self, engine_total: u64) -> Option<u64> {
+        let (numerator, denominator) = DEFAULT_MEMORY_SHARE;
+        match self {
+            Memory::EngineShare => Some(engine_total / denominator * numerator),
+            Memory::Unlimited => None,
+            Memory::Given(limit) => Some(limit.bytes()),
+        }
+    }
+}
+
+impl Limits {
+    /// The limits `args` ask for, the defaults where they ask for none.
+    fn new(args: &Options) -> Self {
+        Self {
+            memory: match args.memory {
+                None => Memory::EngineShare,
+                Some(Limit::Unlimited) => Memory::Unlimited,
+                Some(Limit::At(limit)) => Memory::Given(limit),
+            },
+            cpus: args.cpus.and_then(Limit::value),
+            pids: match args.pids {
+                None => Some(DEFAULT_PIDS),
+                Some(limit) => limit.value().map(PidsLimit::get),
+            },
+        }
+    }
 }
 
 /// One sandbox, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SandboxConfig {
-    /// Proxy mode, or `None` for the host network.
+    /// Proxy mode, or `None` for unrestricted egress.
     pub(crate) proxy: Option<ProxyConfig>,
+    /// The network without the proxy.
+    pub(crate) network: Network,
     /// The allowlist file, when it exists (also outside proxy mode: the agent container
     /// sees it read-only, so that it cannot widen a later run's policy).
     pub(crate) allowlist: Option<PathBuf>,
@@ -147,6 +208,10 @@ pub(crate) struct SandboxConfig {
     pub(crate) user: (u32, u32),
     /// Host paths mounted besides the working directory.
     pub(crate) mounts: Vec<ResolvedMount>,
+    /// What must not change although a mount makes it writable.
+    pub(crate) protection: Protection,
+    /// The code parts of the agent's config are writable for this run.
+    pub(crate) writable_config: bool,
     /// The agent's environment (`NAME=value`).
     pub(crate) env: Vec<String>,
     /// The command run in the container.
@@ -174,8 +239,16 @@ impl SandboxConfig {
     ) -> Result<Self, ConfigError> {
         let extra_labels = labels::parse_extra(&args.labels).map_err(ConfigError::Label)?;
         let workdir = host.cwd.clone();
-        if !args.force && (workdir == host.home || workdir.parent().is_none()) {
-            return Err(ConfigError::BroadWorkdir { path: workdir });
+        if !args.force
+            && let Some(what) = workdir::refusal(&workdir, &host.home)
+        {
+            return Err(ConfigError::BroadWorkdir {
+                path: workdir,
+                what,
+            });
+        }
+        if args.proxy && args.network == Network::Host {
+            return Err(ConfigError::HostNetworkWithProxy);
         }
         let wanted = host.expand(
             args.allowed_domains
@@ -221,8 +294,25 @@ impl SandboxConfig {
                 args.base_image.as_deref().unwrap_or(DEFAULT_BASE_IMAGE),
             )),
         };
+        let mut mounts = profile.resolve_mounts(&host.home);
+        let protection = Protection::new(
+            &workdir,
+            &host.home,
+            &args.protect,
+            &args.unprotect,
+            &mounts,
+            args.writable_config,
+        );
+        mounts.extend(protection.outside.iter().map(|dir| ResolvedMount {
+            source: dir.clone(),
+            target: dir.to_string_lossy().into_owned(),
+            read_only: false,
+            missing: Missing::Skip,
+            code: Vec::new(),
+        }));
         Ok(Self {
             proxy,
+            network: args.network,
             allowlist,
             image,
             rebuild: args.rebuild,
@@ -233,14 +323,12 @@ impl SandboxConfig {
             sidecar_image,
             workdir,
             user: (host.uid, host.gid),
-            mounts: profile.resolve_mounts(&host.home),
+            mounts,
+            protection,
+            writable_config: args.writable_config,
             env: profile.environment(host_var),
             command,
-            limits: Limits {
-                memory: args.memory,
-                cpus: args.cpus,
-                pids: args.pids,
-            },
+            limits: Limits::new(args),
             read_only: args.read_only,
             extra_labels,
         })
@@ -360,8 +448,8 @@ mod tests {
     }
 
     #[test]
-    fn home_and_root_are_refused_as_workdir_unless_forced() {
-        for cwd in ["/home/alice", "/"] {
+    fn broad_working_directories_are_refused_unless_forced() {
+        for cwd in ["/home/alice", "/", "/home", "/etc", "/usr"] {
             assert!(
                 matches!(
                     config(&Options::default(), cwd),
@@ -376,6 +464,58 @@ mod tests {
             assert_eq!(config(&forced, cwd).unwrap().workdir, Path::new(cwd));
         }
         assert!(config(&Options::default(), "/home/alice/src").is_ok());
+    }
+
+    #[test]
+    fn the_host_network_is_an_opt_in_outside_proxy_mode_only() {
+        let host_network = Options {
+            network: Network::Host,
+            ..Options::default()
+        };
+        assert_eq!(config(&host_network, "/w").unwrap().network, Network::Host);
+        assert_eq!(
+            config(&Options::default(), "/w").unwrap().network,
+            Network::Bridge
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("allow.txt");
+        std::fs::write(&file, "example.com\n").unwrap();
+        let with_proxy = Options {
+            proxy: true,
+            allowed_domains: Some(file),
+            ..host_network
+        };
+        assert!(matches!(
+            config(&with_proxy, "/w"),
+            Err(ConfigError::HostNetworkWithProxy)
+        ));
+    }
+
+    #[test]
+    fn limits_default_to_a_process_cap_and_a_share_of_memory_and_none_lifts_them() {
+        let defaults = config(&Options::default(), "/w").unwrap().limits;
+        assert_eq!(defaults.pids, Some(DEFAULT_PIDS));
+        assert_eq!(defaults.cpus, None);
+        assert_eq!(defaults.memory, Memory::EngineShare);
+        assert_eq!(defaults.memory.bytes(8 << 30), Some(4 << 30));
+        let lifted = Options {
+            memory: "none".parse().ok(),
+            pids: "none".parse().ok(),
+            cpus: "none".parse().ok(),
+            ..Options::default()
+        };
+        let lifted = config(&lifted, "/w").unwrap().limits;
+        assert_eq!((lifted.memory.bytes(8 << 30), lifted.pids), (None, None));
+        let given = Options {
+            memory: "1g".parse().ok(),
+            pids: "100".parse().ok(),
+            ..Options::default()
+        };
+        let given = config(&given, "/w").unwrap().limits;
+        assert_eq!(
+            (given.memory.bytes(8 << 30), given.pids),
+            (Some(1 << 30), Some(100))
+        );
     }
 
     #[test]

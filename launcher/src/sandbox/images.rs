@@ -223,4 +223,19 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn what_npm_installs_comes_last_on_path() {
+        let path = AGENT_DOCKERFILE
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("PATH="))
+            .unwrap();
+        let dirs: Vec<&str> = path.split(':').collect();
+        assert!(dirs.last().unwrap().contains("npm-global"), "{path}");
+        assert_eq!(
+            dirs.iter().filter(|d| d.contains("/.pi/")).count(),
+            1,
+            "{path}"
+        );
+    }
 }

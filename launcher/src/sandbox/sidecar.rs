@@ -28,6 +28,14 @@ use sandbox_policy::protocol::{
 pub(super) const PROXY_ALIAS: &str = "proxy";
 /// How long the sidecar may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// The sidecar's memory limit: 3.5 times the proxy's peak under a load far beyond an
+/// agent's (measured in `launcher/README.md`, "Measured").
+const PROXY_MEMORY: i64 = 256 << 20;
+/// The sidecar's process (thread) limit: its runtime's workers and blocking pool.
+const PROXY_PIDS: i64 = 256;
+/// The sidecar's CPU limit, in billionths of a CPU: one CPU carries far more than an
+/// agent's traffic.
+const PROXY_NANO_CPUS: i64 = 1_000_000_000;
 
 /// A started proxy sidecar.
 #[derive(Debug, Clone)]
@@ -93,6 +101,10 @@ impl Sandbox<'_> {
                 network_mode: Some(egress),
                 mounts: Some(mounts),
                 readonly_rootfs: Some(true),
+                memory: Some(PROXY_MEMORY),
+                memory_swap: Some(PROXY_MEMORY),
+                pids_limit: Some(PROXY_PIDS),
+                nano_cpus: Some(PROXY_NANO_CPUS),
                 ..hardened()
             }),
             ..ContainerCreateBody::default()

@@ -1,8 +1,10 @@
 //! The launcher end to end, through the real binary (`CARGO_BIN_EXE_agent-sandbox`) and
-//! the real Docker engine, one test binary: sandboxed runs ([`sandbox`]), the
-//! interactive terminal ([`terminal`]), image builds ([`images`]) and the first run
-//! without a sidecar image ([`first_run`]). Shared helpers are in [`support`] and
-//! [`pty`]; Docker helpers come from the `agent-sandbox-e2e` crate.
+//! the real Docker engine, one test binary: sandboxed runs ([`sandbox`]), what runs on
+//! the host protected from the agent ([`protect`]), the network without the proxy
+//! ([`network`]), limits, logs and volumes ([`limits`]), the interactive terminal
+//! ([`terminal`]), image builds ([`images`]) and the first run without a sidecar image
+//! ([`first_run`]). Shared helpers are in [`support`] and [`pty`]; Docker helpers come
+//! from the `agent-sandbox-e2e` crate.
 //!
 //! Everything a run creates carries its scope's labels (`--label`), so the scope removes
 //! it even when a test fails.
@@ -12,6 +14,10 @@
 
 mod first_run;
 mod images;
+mod limits;
+#[cfg(target_os = "linux")]
+mod network;
+mod protect;
 mod pty;
 mod sandbox;
 mod support;

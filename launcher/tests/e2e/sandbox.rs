@@ -6,14 +6,13 @@
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt as _;
 use std::process::Stdio;
-use std::time::Duration;
 
 use agent_sandbox::ExitStatus;
-use agent_sandbox_e2e::{
-    Scope, TEST_ID_LABEL, Upstream, debian_image, docker_ok, eventually, proxy_image,
-};
+use agent_sandbox_e2e::{Upstream, debian_image, docker_ok};
 
-use crate::support::{Launcher, USER, launcher_binary, run, stdout};
+use crate::support::{
+    Launcher, USER, field, launcher_binary, launcher_objects, run, stdout, wait_for_agent,
+};
 
 /// No launcher options.
 const NO_OPTIONS: &[&str] = &[];
@@ -41,66 +40,6 @@ impl Launcher {
     fn channels(&self) -> usize {
         std::fs::read_dir(&self.runtime).unwrap().count()
     }
-
-    /// Proxy-mode options with `allowlist` and the test sidecar image.
-    fn proxy_options(&self, allowlist: &str, egress: Option<&str>) -> Vec<String> {
-        let file = self.scope.file("allowed_domains.txt", allowlist);
-        let mut options = vec![
-            "--proxy".to_owned(),
-            "--allowed-domains".to_owned(),
-            file.display().to_string(),
-            "--proxy-image".to_owned(),
-            proxy_image().to_owned(),
-        ];
-        if let Some(network) = egress {
-            options.extend(["--egress-network".to_owned(), network.to_owned()]);
-        }
-        options
-    }
-}
-
-/// The scope's objects that the launcher created (containers, networks, volumes).
-fn launcher_objects(scope: &Scope) -> Vec<String> {
-    let filter = format!("label={TEST_ID_LABEL}={}", scope.id());
-    let managed = "label=agent-sandbox.managed-by=agent-sandbox";
-    let mut objects = Vec::new();
-    for list in [&["ps", "--all"][..], &["network", "ls"], &["volume", "ls"]] {
-        let mut args: Vec<&str> = list.to_vec();
-        args.extend(["--quiet", "--filter", &filter, "--filter", managed]);
-        objects.extend(docker_ok(&args).split_whitespace().map(str::to_owned));
-    }
-    objects
-}
-
-/// Waits until the scope's agent container runs.
-fn wait_for_agent(scope: &Scope) {
-    let filter = format!("label={TEST_ID_LABEL}={}", scope.id());
-    eventually(
-        Duration::from_secs(60),
-        "the agent container starting",
-        || {
-            let running = docker_ok([
-                "ps",
-                "--quiet",
-                "--filter",
-                &filter,
-                "--filter",
-                "label=agent-sandbox.role=agent",
-            ]);
-            if running.is_empty() {
-                Err("no running agent container")
-            } else {
-                Ok(())
-            }
-        },
-    );
-}
-
-fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    text.lines()
-        .find_map(|line| line.strip_prefix(key))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
 }
 
 #[test]

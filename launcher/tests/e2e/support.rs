@@ -7,8 +7,11 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use agent_sandbox_e2e::{Scope, as_user, debian_image, docker_scope};
+use agent_sandbox_e2e::{
+    Scope, TEST_ID_LABEL, as_user, debian_image, docker_ok, docker_scope, eventually, proxy_image,
+};
 
 /// The UID and GID the non-root runs use.
 pub const USER: u32 = 4321;
@@ -83,12 +86,65 @@ impl Launcher {
         cmd
     }
 
+    /// Proxy-mode options with `allowlist` and the test sidecar image.
+    pub fn proxy_options(&self, allowlist: &str, egress: Option<&str>) -> Vec<String> {
+        let file = self.scope.file("allowed_domains.txt", allowlist);
+        let mut options = vec![
+            "--proxy".to_owned(),
+            "--allowed-domains".to_owned(),
+            file.display().to_string(),
+            "--proxy-image".to_owned(),
+            proxy_image().to_owned(),
+        ];
+        if let Some(network) = egress {
+            options.extend(["--egress-network".to_owned(), network.to_owned()]);
+        }
+        options
+    }
+
     /// The same, run as [`USER`] with access to the engine's socket.
     pub fn shell_as_user(&self, options: &[impl AsRef<OsStr>], command: &[&str]) -> Command {
         let mut cmd = as_user(&self.shell(options, command), USER);
         cmd.stdin(Stdio::null());
         cmd
     }
+}
+
+/// The scope's objects that the launcher created (containers, networks, volumes).
+pub fn launcher_objects(scope: &Scope) -> Vec<String> {
+    let filter = format!("label={TEST_ID_LABEL}={}", scope.id());
+    let managed = "label=agent-sandbox.managed-by=agent-sandbox";
+    let mut objects = Vec::new();
+    for list in [&["ps", "--all"][..], &["network", "ls"], &["volume", "ls"]] {
+        let mut args: Vec<&str> = list.to_vec();
+        args.extend(["--quiet", "--filter", &filter, "--filter", managed]);
+        objects.extend(docker_ok(&args).split_whitespace().map(str::to_owned));
+    }
+    objects
+}
+
+/// Waits until the scope's agent container runs.
+pub fn wait_for_agent(scope: &Scope) {
+    let filter = format!("label={TEST_ID_LABEL}={}", scope.id());
+    eventually(
+        Duration::from_secs(60),
+        "the agent container starting",
+        || {
+            let running = docker_ok([
+                "ps",
+                "--quiet",
+                "--filter",
+                &filter,
+                "--filter",
+                "label=agent-sandbox.role=agent",
+            ]);
+            if running.is_empty() {
+                Err("no running agent container")
+            } else {
+                Ok(())
+            }
+        },
+    );
 }
 
 /// The launcher binary cargo built for these tests.
@@ -107,6 +163,14 @@ pub fn run(mut command: Command) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// The value after `key` on its line of `text` (a probe's `key: value` lines).
+pub fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
 }
 
 /// Its standard output, as text.
