@@ -1,0 +1,116 @@
+//! The allowlist belongs to the launcher. It is found ([`location`]: the launcher's own
+//! configuration directory, which no mount exposes), refused when the agent could change
+//! it through a mount of its container ([`exposure`]), checked, and copied into a
+//! private per-run directory that the sidecar mounts read-only ([`copy`]); during the
+//! run the user's file is followed and every valid change replaces the copy
+//! ([`follow`]). The sidecar never sees the user's file, and the policy in force is
+//! shared with the rest of the launcher as a [`watch::Receiver`].
+
+pub(crate) mod copy;
+pub(crate) mod exposure;
+pub(crate) mod follow;
+pub(crate) mod location;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bollard::models::MountType;
+use sandbox_policy::{LoadError, Policy, PolicyOptions};
+use tokio::sync::watch;
+
+use crate::sandbox::agent::agent_mounts;
+use crate::sandbox::config::SandboxConfig;
+use crate::sandbox::labels::Owner;
+use copy::PolicyCopy;
+use follow::LiveAllowlist;
+
+/// Copies `checked` for the sidecar into a private directory under the first of
+/// [`copy::parents`] that no mount of `config`'s agent container reaches, and follows the
+/// user's file from now on.
+///
+/// # Errors
+///
+/// The copy cannot be written, or every place for it is within the agent's reach.
+pub(crate) fn follow(
+    checked: &Checked,
+    config: &SandboxConfig,
+    session: &str,
+    owner: &Owner,
+) -> std::io::Result<LiveAllowlist> {
+    let mounts = agent_mounts(config);
+    let sources: Vec<&Path> = mounts
+        .iter()
+        .filter(|m| m.typ == Some(MountType::BIND))
+        .filter_map(|m| m.source.as_deref().map(Path::new))
+        .collect();
+    let parents = copy::parents();
+    for parent in &parents {
+        let copy = PolicyCopy::create(parent, session, owner, &checked.text)?;
+        if exposure::exposed_through(copy.private_dir(), sources.iter().copied())?.is_none() {
+            return Ok(LiveAllowlist::new(checked.clone(), copy));
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "every place for it is mounted into the sandbox: {}",
+        parents
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// The policy in force during a run, updated on every valid change of the user's file.
+pub(crate) type PolicyInForce = watch::Receiver<Arc<Policy>>;
+
+/// The user's allowlist, read once and compiled with the proxy's options: `text` is
+/// exactly what was checked, and what the sidecar's copy holds.
+#[derive(Clone)]
+pub(crate) struct Checked {
+    /// The user's file, as named (absolute): followed by this name during the run.
+    pub(crate) path: PathBuf,
+    pub(crate) text: String,
+    pub(crate) policy: Arc<Policy>,
+}
+
+impl Checked {
+    /// Reads and compiles the file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// It cannot be read, or has invalid entries (each named by `file:line:col`).
+    pub(crate) fn read(path: &Path) -> Result<Self, LoadError> {
+        let text = Policy::read_text(path)?;
+        Self::compile(path, text, 1)
+    }
+
+    /// Compiles `text`, read from `path`, as policy number `generation`.
+    fn compile(path: &Path, text: String, generation: u64) -> Result<Self, LoadError> {
+        let origin = path.display().to_string();
+        let policy = Policy::from_text(&origin, &text, &PolicyOptions::default(), generation)
+            .map_err(LoadError::Invalid)?;
+        Ok(Self {
+            path: path.to_owned(),
+            text,
+            policy: Arc::new(policy),
+        })
+    }
+}
+
+impl fmt::Debug for Checked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checked")
+            .field("path", &self.path)
+            .field("entries", &self.policy.allowlist().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Checked {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.text == other.text
+    }
+}
+
+impl Eq for Checked {}
