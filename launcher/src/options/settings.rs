@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! proxy = true
-//! allowed_domains = "~/.agents/proxy_allowed_domains.txt"
+//! allowed_domains = "~/policies/work.txt"   # default: allowed_domains.txt next to this file
 //! lang = "go"
 //! memory = "4g"            # or "none"
 //! source_checkout = "~/src/agent-sandbox"   # to build the sidecar image when a pull fails

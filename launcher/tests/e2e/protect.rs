@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Launcher, USER, chown_to_user, field, run, stdout};
+use crate::support::{Launcher, chown_to_user, field, run, stdout};
 
 /// The test's git identity and the settings the host-side set-up needs (the
 /// repositories belong to [`USER`], the tests run as root).
