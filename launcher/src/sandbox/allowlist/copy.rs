@@ -113,6 +113,14 @@ pub(crate) fn parents() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Removes `session`'s copy wherever it is (from the panic hook, where nothing is
+/// dropped in a release build).
+pub(crate) fn remove_session(session: &str) {
+    for parent in parents() {
+        let _ = std::fs::remove_dir_all(parent.join(format!("{PREFIX}{session}")));
+    }
+}
+
 /// Removes the copies of launchers that are gone from every one of [`parents`]; returns
 /// how many.
 pub(crate) fn remove_stale_everywhere(running: impl Fn(&Owner) -> bool) -> usize {
