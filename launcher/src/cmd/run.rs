@@ -47,6 +47,9 @@ pub(super) async fn sandboxed(
     let config = SandboxConfig::new(args, profile, command, &host, |name| {
         std::env::var(name).ok()
     })?;
+    for warning in &config.warnings {
+        notice(&format!("warning: {warning}"));
+    }
     if config.writable_config {
         notice(
             "warning: --writable-config: the agent can change the code in its config \

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bollard::models::{Mount, MountType};
+use bollard::models::MountType;
 use sandbox_policy::LoadError;
 use sandbox_policy::lint::lint;
 
@@ -55,6 +55,14 @@ pub(crate) enum ConfigError {
         /// How to move it out of the sandbox's reach.
         remedy: String,
     },
+    /// The launcher's configuration directory (its settings, the default allowlist) would
+    /// be writable from the sandbox.
+    #[error(
+        "refusing to run: the launcher's configuration directory {path} (settings, default \
+         allowlist) would be writable from inside the sandbox through the read-write mount of \
+         {mount}; run from another directory or pass --force"
+    )]
+    ExposedConfigDir { path: PathBuf, mount: PathBuf },
     /// Whether the agent could change the allowlist cannot be told.
     #[error("cannot check whether the sandbox can change the allowlist {path}")]
     AllowlistExposure {
@@ -248,6 +256,8 @@ pub(crate) struct SandboxConfig {
     pub(crate) read_only: bool,
     /// Extra labels for every object.
     pub(crate) extra_labels: Vec<(String, String)>,
+    /// Shown before the run: what `--force` let through.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl SandboxConfig {
@@ -325,13 +335,39 @@ impl SandboxConfig {
             limits: Limits::new(args),
             read_only: args.read_only,
             extra_labels,
+            warnings: Vec::new(),
         };
         let mounts = agent_mounts(&config);
+        let writable: Vec<&Path> = mounts
+            .iter()
+            .filter(|m| m.read_only != Some(true) && m.typ == Some(MountType::BIND))
+            .filter_map(|m| m.source.as_deref().map(Path::new))
+            .collect();
+        if let Some(mount) = exposed_config_dir(&host.config_dir, &writable) {
+            let refusal = ConfigError::ExposedConfigDir {
+                path: host.config_dir.clone(),
+                mount: mount.to_owned(),
+            };
+            match args.force {
+                true => config.warnings.push(format!("--force: {refusal}")),
+                false => return Err(refusal),
+            }
+        }
         if let Some(proxy) = &mut config.proxy {
-            proxy.refuse_exposure(&mounts, args.force)?;
+            proxy.refuse_exposure(&writable, args.force)?;
         }
         Ok(config)
     }
+}
+
+/// The first of `writable` through which the launcher's configuration directory (or,
+/// while it does not exist, the directory it would be created in) can be changed.
+fn exposed_config_dir<'a>(config_dir: &Path, writable: &[&'a Path]) -> Option<&'a Path> {
+    let existing = config_dir.ancestors().find(|dir| dir.exists())?;
+    // What cannot be resolved is refused by the allowlist's own check where it matters.
+    exposure::exposed_through(existing, writable.iter().copied())
+        .ok()
+        .flatten()
 }
 
 impl ProxyConfig {
@@ -340,7 +376,7 @@ impl ProxyConfig {
     fn new(args: &Options, host: &Host, image: String) -> Result<Self, ConfigError> {
         let default = DefaultAllowlist::find(&host.home, &host.config_dir);
         let (path, move_command) = match &args.allowed_domains {
-            Some(path) => (host.expand(path), None),
+            Some(path) => (host.cwd.join(host.expand(path)), None),
             None => (default.path.clone(), default.move_command.clone()),
         };
         let mut warnings: Vec<String> = match move_command {
@@ -368,20 +404,17 @@ impl ProxyConfig {
         })
     }
 
-    /// Refuses an allowlist that the agent container could change through one of its
-    /// read-write `mounts`; with `force`, warns instead.
-    fn refuse_exposure(&mut self, mounts: &[Mount], force: bool) -> Result<(), ConfigError> {
+    /// Refuses an allowlist that the agent container could change through one of the
+    /// sources of its read-write mounts, `writable`; with `force`, warns instead.
+    fn refuse_exposure(&mut self, writable: &[&Path], force: bool) -> Result<(), ConfigError> {
         let path = &self.allowlist.path;
-        let writable = mounts
-            .iter()
-            .filter(|m| m.read_only != Some(true) && m.typ == Some(MountType::BIND))
-            .filter_map(|m| m.source.as_deref().map(Path::new));
-        let mount = exposure::exposed_through(path, writable).map_err(|source| {
-            ConfigError::AllowlistExposure {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        let mount =
+            exposure::exposed_through(path, writable.iter().copied()).map_err(|source| {
+                ConfigError::AllowlistExposure {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         let Some(mount) = mount else {
             return Ok(());
         };
@@ -573,6 +606,67 @@ mod tests {
         std::fs::write(&new, "example.com\n").unwrap();
         let proxy = proxied(None, false).unwrap().proxy.unwrap();
         assert_eq!((proxy.allowlist.path, proxy.warnings), (new, Vec::new()));
+    }
+
+    #[test]
+    fn the_launchers_configuration_directory_is_never_writable_from_the_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let config_dir = root.join("home/.config/agent-sandbox");
+        std::fs::create_dir_all(&config_dir).unwrap();
+        let in_config = |cwd: PathBuf, force: bool| {
+            let host = Host {
+                cwd,
+                home: root.join("home"),
+                config_dir: config_dir.clone(),
+                ..host("/")
+            };
+            let args = Options {
+                force,
+                ..Options::default()
+            };
+            SandboxConfig::new(&args, &pi(), vec![], &host, no_env)
+        };
+        // Not even without the proxy: a run could plant the default allowlist or
+        // rewrite the settings for the next one.
+        for cwd in [root.join("home/.config"), config_dir.clone()] {
+            let error = in_config(cwd.clone(), false).unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::ExposedConfigDir { mount, .. } if *mount == cwd),
+                "{error:?}"
+            );
+            let forced = in_config(cwd, true).unwrap();
+            assert!(
+                forced.warnings[0].starts_with("--force: refusing"),
+                "{:?}",
+                forced.warnings
+            );
+        }
+        // A sibling of it (pi mounts ~/.config/acli) is not its parent.
+        std::fs::create_dir_all(root.join("home/.config/acli")).unwrap();
+        let beside = in_config(root.join("home/.config/acli"), false).unwrap();
+        assert!(beside.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_relative_allowlist_is_the_working_directorys() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("allow.txt"), "example.com\n").unwrap();
+        let host = Host {
+            cwd: root.clone(),
+            ..host("/")
+        };
+        let args = Options {
+            proxy: true,
+            allowed_domains: Some("allow.txt".into()),
+            ..Options::default()
+        };
+        let error = SandboxConfig::new(&args, &pi(), vec![], &host, no_env).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::ExposedAllowlist { path, .. } if *path == root.join("allow.txt")),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! could change through a read-write mount (below the working directory, where renaming
 //! its parent would put a file of the agent's in its place; behind the symlinked
 //! `~/.agents -> ~/dotfiles/agents` layout) is refused unless `--force`; the old default
-//! that a run without the proxy wrote is not used silently; and editing the allowlist on
+//! that a run without the proxy wrote is not used silently, and no run may write the new
+//! one; and editing the allowlist on
 //! the host during a run (in place, and by rename as editors save) changes what the
 //! proxy allows, while an invalid edit keeps the last good policy and is reported once.
 
@@ -12,9 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent_sandbox_e2e::{Upstream, eventually, proxy_image};
+use agent_sandbox_e2e::{Upstream, as_user, eventually, proxy_image};
 
-use crate::support::{Launcher, chown_to_user, launcher_objects, run};
+use crate::support::{Launcher, USER, chown_to_user, launcher_objects, run};
 
 /// How long a change of the allowlist may take to reach the proxy before the test fails
 /// (the launcher needs far less; the test prints what it measured).
@@ -171,6 +172,19 @@ fn the_old_default_allowlist_written_by_a_run_without_the_proxy_is_not_used_sile
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("proxy_allowed_domains"), "{stderr}");
     assert!(launcher_objects(&launcher.scope).is_empty());
+    // And no run, with the proxy or without, may write the new default.
+    let config = launcher.home.join(".config");
+    let mut from_config = launcher.shell(&[] as &[&str], &["true"]);
+    from_config.current_dir(&config);
+    let output = run(as_user(&from_config, USER));
+    assert_refused(
+        &launcher,
+        &output,
+        &[&format!(
+            "configuration directory {}",
+            config.join("agent-sandbox").display()
+        )],
+    );
 }
 
 /// The lines a child process printed so far, on one of its streams.
