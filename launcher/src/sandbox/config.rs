@@ -14,8 +14,9 @@ use crate::options::profile::{Missing, Profile, ResolvedMount};
 use crate::options::settings::Settings;
 use crate::options::{Isolation, Lang, Network, Options};
 use crate::sandbox::agent::agent_mounts;
+use crate::sandbox::allowlist::Checked;
+use crate::sandbox::allowlist::exposure::{self, Exposure};
 use crate::sandbox::allowlist::location::DefaultAllowlist;
-use crate::sandbox::allowlist::{Checked, exposure};
 use crate::sandbox::images::{DEFAULT_BASE_IMAGE, ImageSpec};
 use crate::sandbox::protect::Protection;
 use crate::sandbox::{labels, workdir};
@@ -46,12 +47,13 @@ pub(crate) enum ConfigError {
     /// The agent could change the allowlist (and so widen its own policy) through a
     /// read-write mount of its container.
     #[error(
-        "refusing the allowlist {path}: the agent can change it from inside the sandbox (through \
-         the read-write mount of {mount}) and widen its own policy; {remedy}, or pass --force"
+        "refusing the allowlist {path}: the agent can change it from inside the sandbox \
+         ({how}) and widen its own policy; {remedy}, or pass --force"
     )]
     ExposedAllowlist {
         path: PathBuf,
-        mount: PathBuf,
+        /// How (the mount, or hard links).
+        how: String,
         /// How to move it out of the sandbox's reach.
         remedy: String,
     },
@@ -59,10 +61,10 @@ pub(crate) enum ConfigError {
     /// be writable from the sandbox.
     #[error(
         "refusing to run: the launcher's configuration directory {path} (settings, default \
-         allowlist) would be writable from inside the sandbox through the read-write mount of \
-         {mount}; run from another directory or pass --force"
+         allowlist) would be writable from inside the sandbox ({how}); run from another \
+         directory or pass --force"
     )]
-    ExposedConfigDir { path: PathBuf, mount: PathBuf },
+    ExposedConfigDir { path: PathBuf, how: String },
     /// Whether the agent could change the allowlist cannot be told.
     #[error("cannot check whether the sandbox can change the allowlist {path}")]
     AllowlistExposure {
@@ -343,10 +345,10 @@ impl SandboxConfig {
             .filter(|m| m.read_only != Some(true) && m.typ == Some(MountType::BIND))
             .filter_map(|m| m.source.as_deref().map(Path::new))
             .collect();
-        if let Some(mount) = exposed_config_dir(&host.config_dir, &writable) {
+        if let Some(exposure) = exposed_config_dir(&host.config_dir, &writable) {
             let refusal = ConfigError::ExposedConfigDir {
                 path: host.config_dir.clone(),
-                mount: mount.to_owned(),
+                how: exposure.to_string(),
             };
             match args.force {
                 true => config.warnings.push(format!("--force: {refusal}")),
@@ -362,7 +364,7 @@ impl SandboxConfig {
 
 /// The first of `writable` through which the launcher's configuration directory (or,
 /// while it does not exist, the directory it would be created in) can be changed.
-fn exposed_config_dir<'a>(config_dir: &Path, writable: &[&'a Path]) -> Option<&'a Path> {
+fn exposed_config_dir<'a>(config_dir: &Path, writable: &[&'a Path]) -> Option<Exposure<'a>> {
     let existing = config_dir.ancestors().find(|dir| dir.exists())?;
     // What cannot be resolved is refused by the allowlist's own check where it matters.
     exposure::exposed_through(existing, writable.iter().copied())
@@ -415,15 +417,14 @@ impl ProxyConfig {
                     source,
                 }
             })?;
-        let Some(mount) = mount else {
+        let Some(how) = mount else {
             return Ok(());
         };
         if force {
             self.warnings.push(format!(
-                "--force: the agent can change the allowlist {} (through the read-write mount of \
-                 {}) and so widen its own policy",
+                "--force: the agent can change the allowlist {} ({how}) and so widen its own \
+                 policy",
                 path.display(),
-                mount.display()
             ));
             return Ok(());
         }
@@ -435,7 +436,7 @@ impl ProxyConfig {
         };
         Err(ConfigError::ExposedAllowlist {
             path: path.clone(),
-            mount: mount.to_owned(),
+            how: how.to_string(),
             remedy,
         })
     }
@@ -583,7 +584,7 @@ mod tests {
         // the policy.
         let error = proxied(Some(&inside), false).unwrap_err();
         assert!(
-            matches!(&error, ConfigError::ExposedAllowlist { mount, .. } if *mount == root.join("work")),
+            matches!(&error, ConfigError::ExposedAllowlist { how, .. } if how.ends_with(&*root.join("work").to_string_lossy())),
             "{error:?}"
         );
         assert!(error.to_string().contains("--force"), "{error}");
@@ -632,7 +633,7 @@ mod tests {
         for cwd in [root.join("home/.config"), config_dir.clone()] {
             let error = in_config(cwd.clone(), false).unwrap_err();
             assert!(
-                matches!(&error, ConfigError::ExposedConfigDir { mount, .. } if *mount == cwd),
+                matches!(&error, ConfigError::ExposedConfigDir { how, .. } if how.ends_with(&*cwd.to_string_lossy())),
                 "{error:?}"
             );
             let forced = in_config(cwd, true).unwrap();

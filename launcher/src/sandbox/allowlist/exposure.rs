@@ -4,9 +4,12 @@
 //! is a mount source or lies below one. A writer there can edit the file, or rename one
 //! of those directories or re-point one of those symlinks and put a file of its own in
 //! the path's place. Compared by device and inode, after resolving symlinks on both
-//! sides, so that no spelling of a path escapes the check.
+//! sides, so that no spelling of a path escapes the check. A file with other hard links
+//! counts as exposed too: where they are cannot be known, and one below a mount is the
+//! same file.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::io;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Component, Path, PathBuf};
@@ -14,7 +17,30 @@ use std::path::{Component, Path, PathBuf};
 /// Symlinks followed before giving up (the kernel's own limit).
 const MAX_SYMLINKS: u32 = 40;
 
-/// The first of `sources` through which `path` (absolute) can be changed, if any.
+/// How a path can be changed from inside a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exposure<'a> {
+    /// Through the mount of this source.
+    Mount(&'a Path),
+    /// It is a file with this many hard links.
+    HardLinks(u64),
+}
+
+impl fmt::Display for Exposure<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exposure::Mount(source) => {
+                write!(f, "through the read-write mount of {}", source.display())
+            }
+            Exposure::HardLinks(links) => write!(
+                f,
+                "it has {links} hard links, any of which may lie in a read-write mount"
+            ),
+        }
+    }
+}
+
+/// How `path` (absolute) can be changed through the mounts of `sources`, if it can.
 ///
 /// # Errors
 ///
@@ -22,20 +48,27 @@ const MAX_SYMLINKS: u32 = 40;
 pub(crate) fn exposed_through<'a>(
     path: &Path,
     sources: impl IntoIterator<Item = &'a Path>,
-) -> io::Result<Option<&'a Path>> {
+) -> io::Result<Option<Exposure<'a>>> {
     let mut lookups = Vec::new();
     let file = resolve(path, &mut lookups, &mut 0)?;
+    let metadata = std::fs::metadata(&file)?;
+    if !metadata.is_dir() && metadata.nlink() > 1 {
+        return Ok(Some(Exposure::HardLinks(metadata.nlink())));
+    }
     let mut reachable = HashSet::new();
-    reachable.insert(identity(&file)?);
+    reachable.insert((metadata.dev(), metadata.ino()));
     for dir in &lookups {
         for ancestor in dir.ancestors() {
             reachable.insert(identity(ancestor)?);
         }
     }
-    Ok(sources.into_iter().find(|source| {
-        // A source that cannot be resolved is mounted by no engine.
-        identity(source).is_ok_and(|id| reachable.contains(&id))
-    }))
+    Ok(sources
+        .into_iter()
+        .find(|source| {
+            // A source that cannot be resolved is mounted by no engine.
+            identity(source).is_ok_and(|id| reachable.contains(&id))
+        })
+        .map(Exposure::Mount))
 }
 
 /// Resolves `path` as the kernel does, adding every directory in which a name is looked
@@ -106,9 +139,11 @@ mod tests {
     }
 
     fn exposed(path: &Path, sources: &[PathBuf]) -> Option<PathBuf> {
-        exposed_through(path, sources.iter().map(PathBuf::as_path))
-            .unwrap()
-            .map(Path::to_owned)
+        match exposed_through(path, sources.iter().map(PathBuf::as_path)).unwrap() {
+            Some(Exposure::Mount(source)) => Some(source.to_owned()),
+            Some(other) => panic!("{other}"),
+            None => None,
+        }
     }
 
     #[test]
@@ -173,6 +208,19 @@ mod tests {
             exposed(&root.join("other/x/allow.txt"), std::slice::from_ref(&work)),
             Some(work)
         );
+    }
+
+    #[test]
+    fn a_file_with_other_hard_links_is_exposed_wherever_they_are() {
+        let (_dir, root) = tree(&["safe/allow.txt", "work/"]);
+        let allow = root.join("safe/allow.txt");
+        assert_eq!(exposed_through(&allow, []).unwrap(), None);
+        std::fs::hard_link(&allow, root.join("work/allow.txt")).unwrap();
+        let exposure = exposed_through(&allow, []).unwrap();
+        assert_eq!(exposure, Some(Exposure::HardLinks(2)));
+        assert!(exposure.unwrap().to_string().contains("2 hard links"));
+        // Directories always have several links: not a reason.
+        assert_eq!(exposed_through(&root.join("work"), []).unwrap(), None);
     }
 
     #[test]
