@@ -73,8 +73,14 @@ pub(super) async fn sandboxed(
     let mut urls = browser.follower().map_err(Error::Browser)?;
     let mut live = match &config.proxy {
         Some(proxy) => Some(
-            allowlist::follow(&proxy.allowlist, &config, &session.id, &owner)
-                .map_err(Error::AllowlistCopy)?,
+            allowlist::follow(
+                &proxy.allowlist,
+                &config,
+                copy::parents(),
+                &session.id,
+                &owner,
+            )
+            .map_err(Error::AllowlistCopy)?,
         ),
         None => None,
     };

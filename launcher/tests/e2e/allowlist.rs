@@ -70,7 +70,7 @@ fn an_allowlist_below_a_read_write_mount_is_refused() {
         &output,
         &[
             &inside.display().to_string(),
-            &format!("read-write mount of {}", launcher.work.display()),
+            &format!("through the mount of {}", launcher.work.display()),
             "--force",
         ],
     );
@@ -110,7 +110,7 @@ fn a_symlinked_agents_directory_is_refused_unless_forced() {
         &[
             &named.display().to_string(),
             &format!(
-                "read-write mount of {}",
+                "through the mount of {}",
                 launcher.home.join(".agents").display()
             ),
         ],

@@ -30,7 +30,7 @@ impl fmt::Display for Exposure<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Exposure::Mount(source) => {
-                write!(f, "through the read-write mount of {}", source.display())
+                write!(f, "through the mount of {}", source.display())
             }
             Exposure::HardLinks(links) => write!(
                 f,

@@ -125,7 +125,6 @@ mod tests {
     use super::*;
     use crate::sandbox::labels::Owner;
     use sandbox_policy::protocol::ALLOWLIST_FILE;
-    use std::path::Path;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -230,7 +229,7 @@ mod tests {
         assert_eq!(settle(&mut live), None);
         std::fs::write(&file, "b.example\n").unwrap();
         assert_eq!(settle(&mut live), Some(Change::Applied { entries: 1 }));
-        assert!(Path::new(&live.copy().dir()).exists());
+        assert!(live.copy().dir().exists());
     }
 
     #[test]

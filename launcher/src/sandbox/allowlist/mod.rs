@@ -26,15 +26,16 @@ use copy::PolicyCopy;
 use follow::LiveAllowlist;
 
 /// Copies `checked` for the sidecar into a private directory under the first of
-/// [`copy::parents`] that no mount of `config`'s agent container reaches, and follows the
-/// user's file from now on.
+/// `parents` (see [`copy::parents`]) that no mount of `config`'s agent container reaches,
+/// and follows the user's file from now on.
 ///
 /// # Errors
 ///
-/// The copy cannot be written, or every place for it is within the agent's reach.
+/// No place will do: the copy cannot be written there, or the agent could reach it.
 pub(crate) fn follow(
     checked: &Checked,
     config: &SandboxConfig,
+    parents: Vec<PathBuf>,
     session: &str,
     owner: &Owner,
 ) -> std::io::Result<LiveAllowlist> {
@@ -44,20 +45,24 @@ pub(crate) fn follow(
         .filter(|m| m.typ == Some(MountType::BIND))
         .filter_map(|m| m.source.as_deref().map(Path::new))
         .collect();
-    let parents = copy::parents();
-    for parent in &parents {
-        let copy = PolicyCopy::create(parent, session, owner, &checked.text)?;
-        if exposure::exposed_through(copy.private_dir(), sources.iter().copied())?.is_none() {
-            return Ok(LiveAllowlist::new(checked.clone(), copy));
+    let mut refusals = Vec::new();
+    for parent in parents {
+        let copy = match PolicyCopy::create(&parent, session, owner, &checked.text) {
+            Ok(copy) => copy,
+            Err(error) => {
+                refusals.push(format!("{}: {error}", parent.display()));
+                continue;
+            }
+        };
+        match exposure::exposed_through(copy.private_dir(), sources.iter().copied()) {
+            Ok(None) => return Ok(LiveAllowlist::new(checked.clone(), copy)),
+            Ok(Some(how)) => refusals.push(format!("{}: {how}", parent.display())),
+            Err(error) => refusals.push(format!("{}: {error}", parent.display())),
         }
     }
     Err(std::io::Error::other(format!(
-        "every place for it is mounted into the sandbox: {}",
-        parents
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "no place for it out of the sandbox's reach ({})",
+        refusals.join("; ")
     )))
 }
 
@@ -114,3 +119,64 @@ impl PartialEq for Checked {
 }
 
 impl Eq for Checked {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::Options;
+    use crate::options::profile::Profile;
+    use crate::sandbox::config::Host;
+
+    #[test]
+    fn the_copy_goes_where_no_mount_of_the_agent_reaches() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let allowlist = root.join("allow.txt");
+        std::fs::write(&allowlist, "example.com\n").unwrap();
+        let host = Host {
+            cwd: root.join("work"),
+            home: root.join("home"),
+            config_dir: root.join("home/.config/agent-sandbox"),
+            uid: 1000,
+            gid: 1000,
+        };
+        let args = Options {
+            proxy: true,
+            allowed_domains: Some(allowlist),
+            ..Options::default()
+        };
+        let profile = Profile::lookup("pi", &Default::default()).unwrap();
+        let config = SandboxConfig::new(&args, &profile, vec![], &host, |_| None).unwrap();
+        let checked = &config.proxy.as_ref().unwrap().allowlist;
+        let owner = Owner {
+            pid: 1,
+            start: String::new(),
+            host: "h".into(),
+        };
+        // The working directory is mounted read-write; pi's ~/.agents too.
+        let exposed = [root.join("work/tmp"), root.join("home/.agents/run")];
+        for parent in &exposed {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        let private = root.join("private");
+        let mut parents = exposed.to_vec();
+        parents.push(private.clone());
+        let live = follow(checked, &config, parents, "s1", &owner).unwrap();
+        assert_eq!(live.copy().private_dir().parent(), Some(private.as_path()));
+        for parent in &exposed {
+            assert_eq!(
+                std::fs::read_dir(parent).unwrap().count(),
+                0,
+                "left in {parent:?}"
+            );
+        }
+        drop(live);
+        let error = follow(checked, &config, exposed.to_vec(), "s2", &owner)
+            .err()
+            .unwrap();
+        assert!(
+            error.to_string().contains("through the mount of"),
+            "{error}"
+        );
+    }
+}
