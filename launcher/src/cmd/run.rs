@@ -4,9 +4,10 @@
 //! session (labels on everything), leftovers of dead runs removed while the images are
 //! checked, the browser hand-off channel, in proxy mode the allowlist's copy for the
 //! sidecar and the policy in force (followed during the run), the sandbox (sidecar or a
-//! per-run network, then the agent container), the protected paths' snapshot, the agent's streams relayed
-//! until it exits (signals passed on), the warning about protected paths the run
-//! changed, the proxy's record of refused destinations, and teardown on every path.
+//! per-run network, then the agent container), the protected paths' snapshot, the
+//! agent's streams relayed until it exits (signals passed on), the warning about
+//! protected paths the run changed, the proxy's record of refused destinations, and
+//! teardown on every path.
 
 use std::path::Path;
 use std::time::Duration;
@@ -101,7 +102,6 @@ pub(super) async fn sandboxed(
     .await;
     urls.read_lines(browser::open_in_browser);
     tracing::debug!(phase = "run done");
-    drop(live);
     let mut failures = sandbox.teardown().await;
     match teardown::session_resources(&engine, &session.id).await {
         Ok(left) => failures.extend(teardown::remove_all(&engine, left).await),
@@ -110,6 +110,8 @@ pub(super) async fn sandboxed(
     for failure in &failures {
         notice(&format!("teardown: {}", chain(failure)));
     }
+    // The sidecar is gone: its copy of the allowlist goes too.
+    drop(live);
     // When the run ended before the agent did (a signal, an error), the agent is gone
     // only now.
     watch.end().iter().for_each(|line| notice(line));
