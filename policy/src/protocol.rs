@@ -40,7 +40,15 @@ pub const RUN_DIR: &str = "/run/sandbox";
 /// The proxy's Unix socket, in [`RUN_DIR`].
 pub const SOCKET: &str = "/run/sandbox/proxy.sock";
 
-/// Where the allowlist is mounted (read-only) in the sidecar.
+/// Where the launcher's per-run copy of the allowlist is mounted in the sidecar: a
+/// read-only directory, so that the proxy's watch of it sees the launcher replace the
+/// file (by rename) during the run.
+pub const ALLOWLIST_DIR: &str = "/etc/sandbox-proxy";
+
+/// The allowlist's file name in [`ALLOWLIST_DIR`] (and in the launcher's copy).
+pub const ALLOWLIST_FILE: &str = "allowed_domains.txt";
+
+/// The allowlist in the sidecar: [`ALLOWLIST_FILE`] in [`ALLOWLIST_DIR`].
 pub const ALLOWLIST_PATH: &str = "/etc/sandbox-proxy/allowed_domains.txt";
 
 /// The response header carrying the reason code of a request the policy refused
@@ -172,6 +180,10 @@ mod tests {
     fn paths_nest_as_documented() {
         assert_eq!(Path::new(PROXY_BINARY).parent(), Some(Path::new(BIN_DIR)));
         assert_eq!(Path::new(SOCKET).parent(), Some(Path::new(RUN_DIR)));
+        assert_eq!(
+            Path::new(ALLOWLIST_PATH),
+            Path::new(ALLOWLIST_DIR).join(ALLOWLIST_FILE)
+        );
         assert!(
             ADMIN_ADDRESS
                 .parse::<SocketAddr>()

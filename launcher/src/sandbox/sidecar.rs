@@ -9,6 +9,7 @@
 //! DNS, no other container and no host service is reachable from the agent.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -21,7 +22,7 @@ use super::{Sandbox, SandboxError, bind, hardened, volume};
 use crate::engine::{EngineError, Output};
 use crate::options::Isolation;
 use sandbox_policy::protocol::{
-    self, ALLOWLIST_PATH, BIN_DIR, ListenAddr, PROXY_PORT, READY_LINE, RUN_DIR,
+    self, ALLOWLIST_DIR, BIN_DIR, ListenAddr, PROXY_PORT, READY_LINE, RUN_DIR,
 };
 
 /// The sidecar's network alias on the internal network (`--isolation internal-network`).
@@ -46,13 +47,18 @@ pub(crate) struct Proxy {
 
 impl Sandbox<'_> {
     /// Creates (does not start) the proxy sidecar, its egress network (unless given) and
-    /// the per-run network or volumes that connect it to the agent.
+    /// the per-run network or volumes that connect it to the agent. The sidecar mounts
+    /// `allowlist_dir`, the launcher's copy of the allowlist, read-only.
     ///
     /// # Errors
     ///
     /// The engine fails, or the sidecar exits or is not ready in time (its output is in
     /// the error).
-    pub(crate) async fn create_proxy(&self, proxy: &ProxyConfig) -> Result<Proxy, SandboxError> {
+    pub(crate) async fn create_proxy(
+        &self,
+        proxy: &ProxyConfig,
+        allowlist_dir: &Path,
+    ) -> Result<Proxy, SandboxError> {
         let egress = match &proxy.egress_network {
             Some(network) => network.clone(),
             None => self.create_network("egress", false).await?,
@@ -80,11 +86,7 @@ impl Sandbox<'_> {
                 )
             }
         };
-        let mut mounts = vec![bind(
-            &proxy.allowlist.to_string_lossy(),
-            ALLOWLIST_PATH,
-            true,
-        )];
+        let mut mounts = vec![bind(&allowlist_dir.to_string_lossy(), ALLOWLIST_DIR, true)];
         if let AgentNetwork::Relay {
             run_volume,
             bin_volume,
@@ -110,6 +112,9 @@ impl Sandbox<'_> {
             ..ContainerCreateBody::default()
         };
         let container = self.create_container("proxy", body).await?;
+        if let Ok(mut proxy) = self.proxy.lock() {
+            *proxy = Some(container.clone());
+        }
         if let AgentNetwork::Internal { network } = &network {
             self.engine
                 .connect_network(network, &container, &[PROXY_ALIAS.to_owned()])
@@ -129,6 +134,18 @@ impl Sandbox<'_> {
         self.engine.start_container(&proxy.container).await?;
         tracing::debug!(phase = "proxy started");
         self.wait_ready(&proxy.container).await
+    }
+
+    /// Has the sidecar, if it runs, read its allowlist again (SIGHUP): its watch of the
+    /// directory sees the launcher replace the copy, except where the engine runs in a VM
+    /// whose file sharing carries no file events.
+    pub(crate) async fn reload_proxy(&self) {
+        let proxy = self.proxy.lock().ok().and_then(|proxy| proxy.clone());
+        if let Some(proxy) = proxy
+            && let Err(error) = self.engine.kill_container(&proxy, "SIGHUP").await
+        {
+            tracing::debug!(error = %crate::report::chain(&error), "cannot signal the proxy");
+        }
     }
 
     /// Follows the sidecar's output until it prints [`READY_LINE`] on stdout. Following
