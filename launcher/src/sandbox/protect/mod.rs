@@ -18,6 +18,7 @@
 mod git;
 mod gitconfig;
 pub(crate) mod snapshot;
+pub(crate) mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -66,6 +67,9 @@ pub(crate) struct Protection {
     /// The git repositories (`.git` entries) in the working directory, to tell new ones
     /// at exit.
     pub(crate) repositories: Vec<PathBuf>,
+    /// The agent's writable config files whose values are compared before and after
+    /// the run (they can make it run commands when it next starts).
+    pub(crate) values: Vec<values::Watched>,
 }
 
 impl Protection {
@@ -118,6 +122,7 @@ impl Protection {
             create,
             outside: git.outside,
             repositories: git.repositories,
+            values: values::watched(mounts),
             ..Self::default()
         };
         let wanted: BTreeSet<PathBuf> = wanted.into_iter().collect();
@@ -407,6 +412,7 @@ mod tests {
             read_only: false,
             missing: Missing::Create,
             code: subpaths(&["extensions/", "npm/", "mcp.json", "SYSTEM.md"]),
+            watch: Vec::new(),
         }];
         let protection = Protection::new(&work, dir.path(), &[], &[], &mounts, false);
         let under_agent = |paths: &[PathBuf]| {

@@ -13,6 +13,7 @@ use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest as _, Sha256};
 
+use super::values::{self, Values};
 use super::{Protection, git};
 
 /// Files up to this size are hashed; larger ones are compared by their metadata.
@@ -126,31 +127,39 @@ impl Snapshot {
     }
 }
 
-/// A snapshot taken once and reported once, whichever way the run ends: taken just
-/// before the agent starts, reported right after it exits (before the proxy's summary),
-/// or after teardown when the run ended another way (a signal, an error).
+/// A snapshot (with the watched values of the agent's config) taken once and reported
+/// once, whichever way the run ends: taken just before the agent starts, reported right
+/// after it exits (before the proxy's summary), or after teardown when the run ended
+/// another way (a signal, an error).
 #[derive(Debug, Default)]
 pub(crate) struct Watch {
-    snapshot: Mutex<Option<Snapshot>>,
+    snapshot: Mutex<Option<(Snapshot, Values)>>,
 }
 
 impl Watch {
     /// Takes the snapshot of what `protection` protects in `workdir` (its repositories
-    /// are those of `protection`: nothing ran in between).
+    /// are those of `protection`: nothing ran in between) and reads its watched values.
     pub(crate) fn begin(&self, protection: &Protection, workdir: &Path) {
         let snapshot = Snapshot::take(&protection.watched, &protection.repositories, workdir);
-        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
+        let values = Values::take(&protection.values);
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = Some((snapshot, values));
     }
 
-    /// The warning about what changed since [`Watch::begin`] (see [`warning`]); nothing
-    /// when nothing changed, when it was not taken, or when it was reported already.
+    /// The warnings about what changed since [`Watch::begin`] (see [`warning`] and
+    /// [`values::warning`]); nothing when nothing changed, when it was not taken, or
+    /// when it was reported already.
     pub(crate) fn end(&self) -> Vec<String> {
         let snapshot = self
             .snapshot
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        snapshot.map(|s| warning(&s.changes())).unwrap_or_default()
+        let Some((snapshot, values)) = snapshot else {
+            return Vec::new();
+        };
+        let mut lines = warning(&snapshot.changes());
+        lines.extend(values::warning(&values.changes()));
+        lines
     }
 }
 
