@@ -378,6 +378,17 @@ mod tests {
     }
 
     #[test]
+    fn watched_keys_must_be_json_pointers() {
+        let text = "command = [\"x\"]\nhome = \"/\"\n[[mounts]]\nhost = \"~/.x\"\n\
+                    [[mounts.watch]]\nfile = \"s.json\"\nkeys = [{ key = \"shellPath\", effect = \"e\" }]\n";
+        let error = toml::from_str::<Profile>(text).unwrap_err().to_string();
+        assert!(
+            error.contains("line 7") && error.contains("JSON pointer"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn code_parts_must_stay_inside_their_mount() {
         let text = "command = [\"x\"]\nhome = \"/\"\n[[mounts]]\nhost = \"~/.x\"\ncode = [\"../.bashrc\"]\n";
         let error = toml::from_str::<Profile>(text).unwrap_err().to_string();
