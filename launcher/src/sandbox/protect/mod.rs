@@ -13,7 +13,8 @@
 //! itself, as writable as before), and the kernel refuses to rename or remove a mount
 //! point. Those that do not exist cannot be mounted without creating them on the host;
 //! they, and all the others, are compared before and after the run ([`snapshot`]), and
-//! what the run created, changed or deleted is reported at exit.
+//! what the run created, changed or deleted is reported at exit. The agent's config files
+//! it writes itself are compared by the values in them that run commands ([`values`]).
 
 mod git;
 mod gitconfig;
