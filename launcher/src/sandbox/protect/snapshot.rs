@@ -165,26 +165,38 @@ impl Watch {
 
 /// The warning about `changes`, one line each, or nothing when there are none.
 pub(crate) fn warning(changes: &[Change]) -> Vec<String> {
-    if changes.is_empty() {
-        return Vec::new();
-    }
-    let rule = "=".repeat(72);
-    let mut lines = vec![
-        rule.clone(),
-        "WARNING: this run changed files that can run code on this machine".to_owned(),
-        "(git config or hooks, editor tasks, CI workflows, agent extensions...).".to_owned(),
-        "Review them before you run git, open the project or start the agent again:".to_owned(),
-    ];
-    for change in changes.iter().take(MAX_LISTED) {
+    let entries = changes.iter().map(|change| {
         let how = match change.how {
             How::Created => "created",
             How::Changed => "changed",
             How::Deleted => "deleted",
         };
-        lines.push(format!("  {how:<8} {}", change.path.display()));
+        vec![format!("  {how:<8} {}", change.path.display())]
+    });
+    banner(
+        &[
+            "WARNING: this run changed files that can run code on this machine",
+            "(git config or hooks, editor tasks, CI workflows, agent extensions...).",
+            "Review them before you run git, open the project or start the agent again:",
+        ],
+        entries.collect(),
+    )
+}
+
+/// `entries` (each of one or more lines, at most [`MAX_LISTED`], the rest counted) under
+/// `heading`, between rules, so that they stand out among the launcher's other
+/// messages; nothing when there are no entries.
+pub(crate) fn banner(heading: &[&str], entries: Vec<Vec<String>>) -> Vec<String> {
+    if entries.is_empty() {
+        return Vec::new();
     }
-    if changes.len() > MAX_LISTED {
-        lines.push(format!("  ... and {} more", changes.len() - MAX_LISTED));
+    let rule = "=".repeat(72);
+    let mut lines = vec![rule.clone()];
+    lines.extend(heading.iter().map(|line| (*line).to_owned()));
+    let more = entries.len().saturating_sub(MAX_LISTED);
+    lines.extend(entries.into_iter().take(MAX_LISTED).flatten());
+    if more > 0 {
+        lines.push(format!("  ... and {more} more"));
     }
     lines.push(rule);
     lines

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::snapshot::banner;
 use crate::options::profile::{ResolvedMount, WatchedFile, WatchedKey};
 
 /// Files larger than this are not read (and reported: the agent's config files are small).
@@ -52,7 +53,7 @@ enum Reading {
 }
 
 /// The watched values as they were before the run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Values {
     files: Vec<(Watched, Reading)>,
 }
@@ -192,17 +193,7 @@ fn contents(path: &Path) -> Result<Option<Value>, String> {
 
 /// The warning about `findings`, or nothing when there are none.
 pub(crate) fn warning(findings: &[Finding]) -> Vec<String> {
-    if findings.is_empty() {
-        return Vec::new();
-    }
-    let rule = "=".repeat(72);
-    let mut lines = vec![
-        rule.clone(),
-        "WARNING: this run changed settings that make the agent run commands or load".to_owned(),
-        "code on this machine when it next starts, also outside the sandbox.".to_owned(),
-        "Review them before you start the agent again:".to_owned(),
-    ];
-    for finding in findings {
+    let entries = findings.iter().map(|finding| {
         let file = finding.file.display();
         let what = match &finding.difference {
             Difference::Set(value) => format!("{file} {}: now {}", finding.key, shown(value)),
@@ -211,11 +202,16 @@ pub(crate) fn warning(findings: &[Finding]) -> Vec<String> {
                 format!("{file}: cannot be checked any more: {reason}")
             }
         };
-        lines.push(format!("  {what}"));
-        lines.push(format!("      ({})", finding.effect));
-    }
-    lines.push(rule);
-    lines
+        vec![format!("  {what}"), format!("      ({})", finding.effect)]
+    });
+    banner(
+        &[
+            "WARNING: this run changed settings that make the agent run commands or load",
+            "code on this machine when it next starts, also outside the sandbox.",
+            "Review them before you start the agent again:",
+        ],
+        entries.collect(),
+    )
 }
 
 /// `value` as JSON on one line (control characters escaped), shortened.
