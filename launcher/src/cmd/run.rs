@@ -7,7 +7,11 @@
 //! until it exits (signals passed on), the warning about protected paths the run
 //! changed, the proxy's record of refused destinations, and teardown on every path.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use sandbox_policy::{Policy, PolicyOptions};
+use tokio::sync::watch;
 
 use super::Error;
 use super::signals::{Terminations, signal_name};
@@ -17,13 +21,14 @@ use crate::options::profile::{Missing, Profile, ResolvedMount};
 use crate::options::{Isolation, Network, Options};
 use crate::report::{chain, notice};
 use crate::sandbox::checkout::Checkout;
-use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
+use crate::sandbox::config::{AgentImage, ConfigError, Host, SandboxConfig};
 use crate::sandbox::images::{self, ImageState};
 use crate::sandbox::labels::{Owner, Session};
 use crate::sandbox::protect::snapshot::Watch;
 use crate::sandbox::sidecar_image;
 use crate::sandbox::{AgentNetwork, Sandbox, liveness, teardown};
-use crate::terminal::browser::{self, Channel, Follower};
+use crate::terminal::browser::callback::Callbacks;
+use crate::terminal::browser::{self, Channel, HandOff, Rules};
 use crate::terminal::{self, RawMode, stdio};
 
 /// The key sequence that detaches from the container: docker's default (Ctrl-P Ctrl-Q)
@@ -60,20 +65,25 @@ pub(super) async fn sandboxed(
     images?;
     tracing::debug!(phase = "images ready");
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
+    let policy = policy_in_force(&config)?;
     let browser =
         Channel::create(&Channel::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
     let config = with_browser_channel(config, &browser);
-    let mut urls = browser.follower().map_err(Error::Browser)?;
+    let rules = policy.map_or(Rules::PublicOnly, Rules::Policy);
+    let mut handoff = HandOff::new(browser, rules, Callbacks::new(engine.clone()));
     let sandbox = Sandbox::new(&engine, &session);
+    let agent = || sandbox.agent_id();
     let watch = Watch::default();
     let outcome = supervise(
         &sandbox,
         run_in(&sandbox, &engine, &config, &watch),
         &mut terminations,
-        &mut urls,
+        handoff.follow(agent),
     )
     .await;
-    urls.read_lines(browser::open_in_browser);
+    handoff.handle_new(&agent).await;
+    // The login callbacks' listeners close and the channel goes before the containers.
+    drop(handoff);
     tracing::debug!(phase = "run done");
     let mut failures = sandbox.teardown().await;
     match teardown::session_resources(&engine, &session.id).await {
@@ -107,41 +117,53 @@ async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
     }
 }
 
-/// `config` with the browser hand-off channel mounted and announced to the image's shim.
+/// The policy in force in proxy mode (what the browser hand-off checks URLs against),
+/// `None` without the proxy.
+fn policy_in_force(
+    config: &SandboxConfig,
+) -> Result<Option<watch::Receiver<Arc<Policy>>>, ConfigError> {
+    let Some(proxy) = &config.proxy else {
+        return Ok(None);
+    };
+    let policy = Policy::load(&proxy.allowlist, &PolicyOptions::default(), 1)
+        .map_err(ConfigError::InvalidAllowlist)?;
+    Ok(Some(watch::channel(Arc::new(policy)).1))
+}
+
+/// `config` with the browser hand-off channel's file mounted (alone) and announced to
+/// the image's shim.
 fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> SandboxConfig {
     config.mounts.push(ResolvedMount {
-        source: channel.dir().to_owned(),
-        target: browser::CONTAINER_DIR.to_owned(),
+        source: channel.file_path(),
+        target: browser::CONTAINER_FILE.to_owned(),
         read_only: false,
         missing: Missing::Skip,
         code: Vec::new(),
     });
-    config.env.push(format!(
-        "{}={}/urls",
-        browser::ENV_VAR,
-        browser::CONTAINER_DIR
-    ));
+    config
+        .env
+        .push(format!("{}={}", browser::ENV_VAR, browser::CONTAINER_FILE));
     config
 }
 
-/// Drives `run` to its end while opening the URLs the container hands over and handling
-/// signals. The first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
+/// Drives `run` to its end while `handoff` opens the URLs the container hands over, and
+/// handles signals. The first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
 /// while its output is still relayed (as `docker run` does); a second signal, the grace
 /// running out, or a signal before the agent exists ends the run at once.
 async fn supervise(
     sandbox: &Sandbox<'_>,
     run: impl Future<Output = Result<ExitStatus, Error>>,
     terminations: &mut Terminations,
-    urls: &mut Follower,
+    handoff: impl Future<Output = ()>,
 ) -> Result<ExitStatus, Error> {
-    tokio::pin!(run);
+    tokio::pin!(run, handoff);
     let mut signalled: Option<i32> = None;
     let grace = tokio::time::sleep(Duration::MAX);
     tokio::pin!(grace);
     loop {
         tokio::select! {
             result = &mut run => return result,
-            () = urls.follow(browser::open_in_browser) => {}
+            () = &mut handoff => {}
             number = terminations.recv() => {
                 let (name, engine_name) = signal_name(number);
                 if signalled.is_some() || !sandbox.has_agent() {
@@ -182,6 +204,19 @@ async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), E
     Ok(())
 }
 
+/// Without the proxy, the tools volume for login callbacks when the sidecar image is
+/// here; a run goes on without it (callbacks then cannot reach the sandbox).
+async fn tools(sandbox: &Sandbox<'_>, config: &SandboxConfig) -> Option<String> {
+    let image = config.sidecar_image.name();
+    match sandbox.create_tools(&image).await {
+        Ok(tools) => tools,
+        Err(error) => {
+            tracing::warn!(error = %chain(&error), "no tools volume: login callbacks cannot be forwarded");
+            None
+        }
+    }
+}
+
 /// Sets the sandbox up and runs the command, with `watch` taken just before the agent
 /// starts and reported just after it exits; the caller tears it down.
 async fn run_in(
@@ -190,7 +225,7 @@ async fn run_in(
     config: &SandboxConfig,
     watch: &Watch,
 ) -> Result<ExitStatus, Error> {
-    let (proxy, network) = match &config.proxy {
+    let (proxy, network, tools) = match &config.proxy {
         Some(proxy) => {
             for warning in &proxy.warnings {
                 notice(&format!("warning: {warning}"));
@@ -202,22 +237,23 @@ async fn run_in(
                 );
             }
             let proxy = sandbox.create_proxy(proxy).await?;
-            let network = proxy.network.clone();
-            (Some(proxy), network)
+            let (network, tools) = (proxy.network.clone(), Some(proxy.tools.clone()));
+            (Some(proxy), network, tools)
         }
         None if config.network == Network::Host => {
             notice(
                 "warning: --network host: unrestricted egress, and the agent reaches every service on the \
                  host's 127.0.0.1 and its abstract Unix sockets",
             );
-            (None, AgentNetwork::Host)
+            (None, AgentNetwork::Host, tools(sandbox, config).await)
         }
         None => {
             notice(
                 "network egress is unrestricted (a network of its own, not the host's); use --proxy to \
                  restrict it to an allowlist",
             );
-            (None, sandbox.create_agent_network().await?)
+            let network = sandbox.create_agent_network().await?;
+            (None, network, tools(sandbox, config).await)
         }
     };
     let tty = terminal::is_interactive();
@@ -225,7 +261,8 @@ async fn run_in(
     // sidecar is ready.
     let create_agent = async {
         let image_command = engine.image_command(config.image.name()).await?;
-        let agent = sandbox.create_agent_container(config, &network, &image_command, tty);
+        let agent =
+            sandbox.create_agent_container(config, &network, tools.as_deref(), &image_command, tty);
         Ok::<_, Error>(agent.await?)
     };
     let agent = match &proxy {
