@@ -45,7 +45,7 @@ pub(crate) enum Refusal {
     #[error("{0}")]
     Policy(String),
     /// The host is or resolves to an address of the host's own networks.
-    #[error("{host} is a {class} address ({address}), on your machine or network")]
+    #[error("{class} address {address} ({host}): your machine or its networks")]
     Address {
         host: String,
         address: IpAddr,
