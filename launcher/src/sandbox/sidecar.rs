@@ -13,7 +13,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount};
 use futures_util::StreamExt as _;
 
 use super::agent::AgentNetwork;
@@ -95,16 +95,7 @@ impl Sandbox<'_> {
         let body = ContainerCreateBody {
             image: Some(proxy.image.clone()),
             cmd: Some(protocol::sidecar_args(&listen)),
-            host_config: Some(HostConfig {
-                network_mode: Some(egress),
-                mounts: Some(mounts),
-                readonly_rootfs: Some(true),
-                memory: Some(PROXY_MEMORY),
-                memory_swap: Some(PROXY_MEMORY),
-                pids_limit: Some(PROXY_PIDS),
-                nano_cpus: Some(PROXY_NANO_CPUS),
-                ..hardened()
-            }),
+            host_config: Some(sidecar_host(egress, mounts)),
             ..ContainerCreateBody::default()
         };
         let container = self.create_container("proxy", body).await?;
@@ -142,14 +133,10 @@ impl Sandbox<'_> {
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             cmd: Some(vec!["--version".to_owned()]),
-            host_config: Some(HostConfig {
-                network_mode: Some("none".to_owned()),
-                mounts: Some(vec![volume(&tools, BIN_DIR, false)]),
-                readonly_rootfs: Some(true),
-                memory: Some(PROXY_MEMORY),
-                pids_limit: Some(PROXY_PIDS),
-                ..hardened()
-            }),
+            host_config: Some(sidecar_host(
+                "none".to_owned(),
+                vec![volume(&tools, BIN_DIR, false)],
+            )),
             ..ContainerCreateBody::default()
         };
         let container = self.create_container("tools", body).await?;
@@ -215,5 +202,19 @@ impl Sandbox<'_> {
             .exec(&proxy.container, &protocol::denied_command())
             .await?;
         Ok(Denied::parse(&output.stdout))
+    }
+}
+
+/// A container of the sidecar image: hardened, read-only, limited, on `network`.
+fn sidecar_host(network: String, mounts: Vec<Mount>) -> HostConfig {
+    HostConfig {
+        network_mode: Some(network),
+        mounts: Some(mounts),
+        readonly_rootfs: Some(true),
+        memory: Some(PROXY_MEMORY),
+        memory_swap: Some(PROXY_MEMORY),
+        pids_limit: Some(PROXY_PIDS),
+        nano_cpus: Some(PROXY_NANO_CPUS),
+        ..hardened()
     }
 }

@@ -65,6 +65,16 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Fails unless a line of `stderr` names `url` and `why`.
+fn assert_refused(stderr: &str, url: &str, why: &str) {
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains(url) && line.contains(why)),
+        "refusal of {url} ({why}) not printed:\n{stderr}"
+    );
+}
+
 /// What the launcher itself printed (the shim inside echoes what it hands over).
 fn launcher_lines(stderr: &str) -> String {
     stderr
@@ -152,12 +162,7 @@ fn without_the_proxy_only_public_http_urls_open_and_the_rest_is_printed() {
         ),
         ("http://100.64.0.1/", "shared-cgnat address"),
     ] {
-        assert!(
-            stderr
-                .lines()
-                .any(|line| line.contains(url) && line.contains(why)),
-            "refusal of {url} ({why}) not printed:\n{stderr}"
-        );
+        assert_refused(&stderr, url, why);
     }
     // The oversized line is refused without being printed.
     assert!(stderr.contains("longer than 4096 bytes"), "{stderr}");
@@ -201,12 +206,7 @@ fn in_proxy_mode_a_url_opens_only_when_the_policy_in_force_allows_it() {
         ),
         ("http://127.0.0.1/", "loopback address"),
     ] {
-        assert!(
-            stderr
-                .lines()
-                .any(|line| line.contains(url) && line.contains(why)),
-            "refusal of {url} ({why}) not printed:\n{stderr}"
-        );
+        assert_refused(&stderr, url, why);
     }
 }
 
@@ -372,6 +372,32 @@ PY
     )
 }
 
+impl Launcher {
+    /// A login inside a sandbox run with `options` (see [`login_script`]), answered by
+    /// curl on the host's loopback: what curl got, how the run ended, what was opened.
+    fn login(
+        &self,
+        options: &[String],
+        port: u16,
+        authorize: &str,
+    ) -> (String, Output, Vec<String>) {
+        let (mut command, opened_file) = self.handing_off(options, &login_script(port, authorize));
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let answer = callback(port, Duration::from_secs(90));
+        let output = child.wait_with_output().unwrap();
+        eprintln!(
+            "--- stdout:\n{}--- stderr:\n{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        (answer, output, opened(&opened_file))
+    }
+}
+
 #[test]
 fn an_oauth_callback_on_the_host_loopback_reaches_the_login_inside_a_proxy_sandbox() {
     let Some(launcher) = Launcher::start() else {
@@ -381,31 +407,19 @@ fn an_oauth_callback_on_the_host_loopback_reaches_the_login_inside_a_proxy_sandb
     let port = free_port();
     let options = launcher.proxy_options(&format!("{PUBLIC}\n"), None);
     let authorize = format!("https://{PUBLIC}/oauth/authorize");
-    let (mut command, opened_file) =
-        launcher.handing_off(&options, &login_script(port, &authorize));
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let answer = callback(port, Duration::from_secs(90));
-    let output = child.wait_with_output().unwrap();
-    let (out, err) = (stdout(&output), stderr(&output));
-    eprintln!("--- stdout:\n{out}--- stderr:\n{err}");
+    let (answer, output, opened) = launcher.login(&options, port, &authorize);
     assert_eq!(answer, "login done, you can close this tab");
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(field(&out, "served:"), "/cb?code=the-code&state=s");
-    let opened = opened(&opened_file);
+    assert_eq!(
+        field(&stdout(&output), "served:"),
+        "/cb?code=the-code&state=s"
+    );
     assert!(
         opened.len() == 1 && opened[0].starts_with(&authorize),
         "{opened:?}"
     );
-    assert!(
-        err.contains(&format!(
-            "localhost:{port} on this machine now leads into the sandbox"
-        )),
-        "{err}"
-    );
+    let announced = format!("localhost:{port} on this machine now leads into the sandbox");
+    assert!(stderr(&output).contains(&announced));
     // The run is over: the port is the host's again.
     assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
 }
@@ -420,19 +434,7 @@ fn an_oauth_callback_reaches_the_login_without_the_proxy_too() {
     // The sidecar image is here (its binary carries the callback); no proxy runs.
     let options = vec!["--proxy-image".to_owned(), proxy_image().to_owned()];
     let authorize = format!("https://{PUBLIC}/oauth/authorize");
-    let (mut command, _) = launcher.handing_off(&options, &login_script(port, &authorize));
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let answer = callback(port, Duration::from_secs(90));
-    let output = child.wait_with_output().unwrap();
-    eprintln!(
-        "--- stdout:\n{}--- stderr:\n{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    let (answer, output, _) = launcher.login(&options, port, &authorize);
     assert_eq!(answer, "login done, you can close this tab");
     assert_eq!(
         field(&stdout(&output), "served:"),
