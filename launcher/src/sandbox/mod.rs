@@ -82,6 +82,11 @@ impl<'a> Sandbox<'a> {
             .push(resource);
     }
 
+    /// The agent container's id, once it exists.
+    pub(crate) fn agent_id(&self) -> Option<String> {
+        self.agent.lock().ok().and_then(|agent| agent.clone())
+    }
+
     /// Whether the agent container exists yet.
     pub(crate) fn has_agent(&self) -> bool {
         self.agent.lock().is_ok_and(|agent| agent.is_some())
