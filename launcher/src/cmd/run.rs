@@ -22,12 +22,12 @@ use crate::report::{chain, notice};
 use crate::sandbox::allowlist::follow::LiveAllowlist;
 use crate::sandbox::allowlist::{self, PolicyInForce, copy};
 use crate::sandbox::checkout::Checkout;
-use crate::sandbox::config::{AgentImage, ConfigError, Host, SandboxConfig};
+use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
 use crate::sandbox::images::{self, ImageState};
 use crate::sandbox::labels::{Owner, Session};
 use crate::sandbox::protect::snapshot::Watch;
 use crate::sandbox::sidecar_image;
-use crate::sandbox::{AgentNetwork, Sandbox, liveness, teardown};
+use crate::sandbox::{AgentNetwork, Sandbox, liveness, private_dirs, teardown};
 use crate::terminal::browser::callback::Callbacks;
 use crate::terminal::browser::{self, Channel, HandOff, Rules};
 use crate::terminal::{self, RawMode, stdio};
@@ -69,15 +69,14 @@ pub(super) async fn sandboxed(
     images?;
     tracing::debug!(phase = "images ready");
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
-    let browser =
-        Channel::create(&Channel::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
+    let browser = Channel::create_in_private_dir(&session.id, &owner).map_err(Error::Browser)?;
     let config = with_browser_channel(config, &browser);
     let mut live = match &config.proxy {
         Some(proxy) => Some(
             allowlist::follow(
                 &proxy.allowlist,
                 &config,
-                copy::parents(),
+                private_dirs::parents(),
                 &session.id,
                 &owner,
             )
@@ -126,7 +125,7 @@ pub(super) async fn sandboxed(
 /// Removes what earlier runs whose launcher is gone left behind (engine objects and
 /// browser channels); failures are logged, they do not stop this run.
 async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
-    browser::remove_stale(&Channel::default_parent(), liveness::is_running);
+    browser::remove_stale_everywhere(liveness::is_running);
     copy::remove_stale_everywhere(liveness::is_running);
     match teardown::gc(engine, &owner.host, Some(session), liveness::is_running).await {
         Ok(removed) if !removed.is_empty() => {

@@ -12,6 +12,7 @@ pub(crate) mod denied;
 pub mod images;
 pub(crate) mod labels;
 pub(crate) mod liveness;
+pub(crate) mod private_dirs;
 pub(crate) mod protect;
 mod sidecar;
 pub(crate) mod sidecar_image;

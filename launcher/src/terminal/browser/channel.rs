@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use super::destination::MAX_URL;
 use crate::sandbox::labels::Owner;
+use crate::sandbox::private_dirs;
 
 /// Where the channel file is mounted in the container.
 pub(crate) const CONTAINER_FILE: &str = "/run/agent-sandbox/browser/urls";
@@ -96,12 +97,27 @@ impl Channel {
         made
     }
 
-    /// A parent for channels: `$XDG_RUNTIME_DIR` (private to the user) when set, else the
-    /// temporary directory (the channel's own directory is private either way).
-    pub(crate) fn default_parent() -> PathBuf {
-        std::env::var_os("XDG_RUNTIME_DIR")
-            .filter(|d| !d.is_empty())
-            .map_or_else(std::env::temp_dir, PathBuf::from)
+    /// Creates the channel under the first of the private directories' parents
+    /// ([`private_dirs::parents`]) where that works, making the parent (0700) when it is
+    /// missing.
+    ///
+    /// # Errors
+    ///
+    /// The channel cannot be created anywhere (the last parent's error).
+    pub(crate) fn create_in_private_dir(session: &str, owner: &Owner) -> io::Result<Self> {
+        let mut failure = io::Error::other("no directory for the browser hand-off");
+        for parent in private_dirs::parents() {
+            let made = DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&parent)
+                .and_then(|()| Self::create(&parent, session, owner));
+            match made {
+                Ok(channel) => return Ok(channel),
+                Err(error) => failure = error,
+            }
+        }
+        Err(failure)
     }
 
     /// The file to mount (alone) at [`CONTAINER_FILE`].
@@ -178,6 +194,15 @@ fn new_file(path: &Path) -> io::Result<File> {
         .create_new(true)
         .mode(0o600)
         .open(path)
+}
+
+/// [`remove_stale`] in every one of the private directories' parents; returns how many
+/// channels went.
+pub(crate) fn remove_stale_everywhere(running: impl Fn(&Owner) -> bool) -> usize {
+    private_dirs::parents()
+        .iter()
+        .map(|parent| remove_stale(parent, &running))
+        .sum()
 }
 
 /// Removes the channel directories under `parent` that belong to no running launcher

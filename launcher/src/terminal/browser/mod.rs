@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub(crate) use channel::{CONTAINER_FILE, Channel, ENV_VAR, remove_stale};
+pub(crate) use channel::{CONTAINER_FILE, Channel, ENV_VAR, remove_stale_everywhere};
 pub(crate) use destination::Rules;
 
 use callback::Callbacks;
