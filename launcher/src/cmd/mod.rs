@@ -21,7 +21,7 @@ use crate::sandbox::config::ConfigError;
 use crate::sandbox::images::ImageError;
 use crate::sandbox::sidecar_image::SidecarImageError;
 use crate::sandbox::{SandboxError, liveness, teardown};
-use crate::terminal::browser::{self, Channel};
+use crate::terminal::browser;
 
 /// Runs the launcher with `argv` (`argv[0]` included) and returns the status to exit
 /// with: the agent's own, or the launcher's (see [`ExitStatus`]). Errors are reported on
@@ -137,7 +137,7 @@ async fn dispatch(cli: Cli) -> Result<ExitStatus, Error> {
             let engine = Engine::connect().await?;
             let owner = liveness::current_owner();
             let removed = teardown::gc(&engine, &owner.host, None, liveness::is_running).await?;
-            browser::remove_stale(&Channel::default_parent(), liveness::is_running);
+            browser::remove_stale_everywhere(liveness::is_running);
             copy::remove_stale_everywhere(liveness::is_running);
             notice(&format!(
                 "removed the leftovers of {} run(s)",

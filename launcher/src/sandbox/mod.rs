@@ -12,6 +12,7 @@ pub(crate) mod denied;
 pub mod images;
 pub(crate) mod labels;
 pub(crate) mod liveness;
+pub(crate) mod private_dirs;
 pub(crate) mod protect;
 mod sidecar;
 pub(crate) mod sidecar_image;
@@ -80,6 +81,11 @@ impl<'a> Sandbox<'a> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(resource);
+    }
+
+    /// The agent container's id, once it exists.
+    pub(crate) fn agent_id(&self) -> Option<String> {
+        self.agent.lock().ok().and_then(|agent| agent.clone())
     }
 
     /// Whether the agent container exists yet.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use sandbox_policy::protocol;
 
 use crate::sandbox::labels::Owner;
+use crate::sandbox::private_dirs::parents;
 
 /// The private directories' name prefix (the session id follows).
 const PREFIX: &str = "agent-sandbox-policy-";
@@ -94,25 +95,6 @@ impl Drop for PolicyCopy {
     }
 }
 
-/// Where copies may go, in order of preference: `$XDG_RUNTIME_DIR` (private to the user,
-/// in memory), the launcher's cache directory (under the home directory, which every
-/// engine in a VM shares), the temporary directory. A run takes the first that no mount
-/// of its agent container reaches.
-pub(crate) fn parents() -> Vec<PathBuf> {
-    use etcetera::BaseStrategy as _;
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from);
-    let cache = etcetera::choose_base_strategy()
-        .ok()
-        .map(|strategy| strategy.cache_dir().join("agent-sandbox"));
-    runtime
-        .into_iter()
-        .chain(cache)
-        .chain([std::env::temp_dir()])
-        .collect()
-}
-
 /// Removes `session`'s copy wherever it is (from the panic hook, where nothing is
 /// dropped in a release build).
 pub(crate) fn remove_session(session: &str) {
@@ -121,7 +103,7 @@ pub(crate) fn remove_session(session: &str) {
     }
 }
 
-/// Removes the copies of launchers that are gone from every one of [`parents`]; returns
+/// Removes the copies of launchers that are gone from every one of the private directories' [`parents`]; returns
 /// how many.
 pub(crate) fn remove_stale_everywhere(running: impl Fn(&Owner) -> bool) -> usize {
     parents()
