@@ -150,6 +150,7 @@ fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> Sandbox
         read_only: false,
         missing: Missing::Skip,
         code: Vec::new(),
+        watch: Vec::new(),
     });
     config
         .env

@@ -316,6 +316,7 @@ impl SandboxConfig {
             read_only: false,
             missing: Missing::Skip,
             code: Vec::new(),
+            watch: Vec::new(),
         }));
         let mut config = Self {
             proxy,
