@@ -18,9 +18,9 @@ use crate::report::{chain, notice};
 use crate::sandbox::checkout::CheckoutError;
 use crate::sandbox::config::ConfigError;
 use crate::sandbox::images::ImageError;
+use crate::sandbox::run_dir::{self, RunDir};
 use crate::sandbox::sidecar_image::SidecarImageError;
 use crate::sandbox::{SandboxError, liveness, teardown};
-use crate::terminal::browser::{self, Channel};
 
 /// Runs the launcher with `argv` (`argv[0]` included) and returns the status to exit
 /// with: the agent's own, or the launcher's (see [`ExitStatus`]). Errors are reported on
@@ -82,6 +82,12 @@ pub(crate) enum Error {
     /// The browser hand-off channel could not be created.
     #[error("cannot create the browser hand-off directory")]
     Browser(#[source] std::io::Error),
+    /// The secrets' placeholders could not be drawn.
+    #[error("cannot draw random placeholders for the secrets")]
+    Random(#[source] getrandom::Error),
+    /// The directory of the agent's trust files could not be created.
+    #[error("cannot create the directory of the agent's trust files")]
+    TrustDir(#[source] std::io::Error),
     /// The terminal could not be put in raw mode.
     #[error("cannot put the terminal in raw mode")]
     Terminal(#[source] std::io::Error),
@@ -133,7 +139,7 @@ async fn dispatch(cli: Cli) -> Result<ExitStatus, Error> {
             let engine = Engine::connect().await?;
             let owner = liveness::current_owner();
             let removed = teardown::gc(&engine, &owner.host, None, liveness::is_running).await?;
-            browser::remove_stale(&Channel::default_parent(), liveness::is_running);
+            run_dir::remove_stale(&RunDir::default_parent(), liveness::is_running);
             notice(&format!(
                 "removed the leftovers of {} run(s)",
                 removed.len()

@@ -2,10 +2,12 @@
 //!
 //! The flow: options checked against the host ([`SandboxConfig`]), the engine, a
 //! session (labels on everything), leftovers of dead runs removed while the images are
-//! checked, the browser hand-off channel, the sandbox (sidecar or a per-run network,
-//! then the agent container), the protected paths' snapshot, the agent's streams relayed
-//! until it exits (signals passed on), the warning about protected paths the run
-//! changed, the proxy's record of refused destinations, and teardown on every path.
+//! checked, the browser hand-off channel, the secrets' placeholders and the agent's trust
+//! directory, the sandbox (sidecar, handed the secrets, or a per-run network, then the
+//! agent container, given trust in the sidecar's CA), the protected paths' snapshot, the
+//! agent's streams relayed until it exits (signals passed on), the warning about
+//! protected paths the run changed, the proxy's record of refused destinations and of
+//! the secrets it added, and teardown on every path.
 
 use std::time::Duration;
 
@@ -21,6 +23,9 @@ use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
 use crate::sandbox::images::{self, ImageState};
 use crate::sandbox::labels::{Owner, Session};
 use crate::sandbox::protect::snapshot::Watch;
+use crate::sandbox::run_dir::{self, RunDir};
+use crate::sandbox::secrets::Grants;
+use crate::sandbox::secrets::trust::Trust;
 use crate::sandbox::sidecar_image;
 use crate::sandbox::{AgentNetwork, Sandbox, liveness, teardown};
 use crate::terminal::browser::{self, Channel, Follower};
@@ -61,14 +66,27 @@ pub(super) async fn sandboxed(
     tracing::debug!(phase = "images ready");
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
     let browser =
-        Channel::create(&Channel::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
+        Channel::create(&RunDir::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
     let config = with_browser_channel(config, &browser);
     let mut urls = browser.follower().map_err(Error::Browser)?;
+    let secrets = config
+        .proxy
+        .as_ref()
+        .map_or(&[][..], |proxy| &proxy.secrets);
+    let grants = Grants::generate(secrets).map_err(Error::Random)?;
+    let trust = match grants.is_empty() {
+        true => None,
+        false => Some(
+            Trust::create(&RunDir::default_parent(), &session.id, &owner)
+                .map_err(Error::TrustDir)?,
+        ),
+    };
+    let (config, trust) = with_secrets(config, &grants, trust);
     let sandbox = Sandbox::new(&engine, &session);
     let watch = Watch::default();
     let outcome = supervise(
         &sandbox,
-        run_in(&sandbox, &engine, &config, &watch),
+        run_in(&sandbox, &engine, &config, &watch, &grants, trust.as_ref()),
         &mut terminations,
         &mut urls,
     )
@@ -92,7 +110,7 @@ pub(super) async fn sandboxed(
 /// Removes what earlier runs whose launcher is gone left behind (engine objects and
 /// browser channels); failures are logged, they do not stop this run.
 async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
-    browser::remove_stale(&Channel::default_parent(), liveness::is_running);
+    run_dir::remove_stale(&RunDir::default_parent(), liveness::is_running);
     match teardown::gc(engine, &owner.host, Some(session), liveness::is_running).await {
         Ok(removed) if !removed.is_empty() => {
             tracing::info!(
@@ -122,6 +140,22 @@ fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> Sandbox
         browser::CONTAINER_DIR
     ));
     config
+}
+
+/// `config` with the secrets' placeholders in the agent's environment, and its trust in
+/// the sidecar's CA (the variables, the mounted directory).
+fn with_secrets(
+    mut config: SandboxConfig,
+    grants: &Grants,
+    trust: Option<Trust>,
+) -> (SandboxConfig, Option<Trust>) {
+    config.env.extend(grants.agent_env());
+    let trust = trust.map(|mut trust| {
+        trust.apply(&mut config.env);
+        config.mounts.push(trust.mount());
+        trust
+    });
+    (config, trust)
 }
 
 /// Drives `run` to its end while opening the URLs the container hands over and handling
@@ -183,12 +217,15 @@ async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), E
 }
 
 /// Sets the sandbox up and runs the command, with `watch` taken just before the agent
-/// starts and reported just after it exits; the caller tears it down.
+/// starts and reported just after it exits, the sidecar handed `grants` and the agent
+/// given `trust` in its CA; the caller tears it down.
 async fn run_in(
     sandbox: &Sandbox<'_>,
     engine: &Engine,
     config: &SandboxConfig,
     watch: &Watch,
+    grants: &Grants,
+    trust: Option<&Trust>,
 ) -> Result<ExitStatus, Error> {
     let (proxy, network) = match &config.proxy {
         Some(proxy) => {
@@ -224,18 +261,24 @@ async fn run_in(
     // The agent container is created while the sidecar starts; it starts once the
     // sidecar is ready.
     let create_agent = async {
-        let image_command = engine.image_command(config.image.name()).await?;
-        let agent = sandbox.create_agent_container(config, &network, &image_command, tty);
-        Ok::<_, Error>(agent.await?)
+        let image = engine.image_command(config.image.name()).await?;
+        let agent = sandbox.create_agent_container(config, &network, &image, tty);
+        Ok::<_, Error>((agent.await?, image.env))
     };
     let agent = match &proxy {
         Some(proxy) => {
-            let (started, agent) = tokio::join!(sandbox.start_proxy(proxy), create_agent);
-            started?;
+            let (started, agent) = tokio::join!(sandbox.start_proxy(proxy, grants), create_agent);
+            let ca = started?;
             tracing::debug!(phase = "proxy ready");
-            agent?
+            let (agent, image_env) = agent?;
+            if let (Some(trust), Some(ca)) = (trust, ca) {
+                sandbox
+                    .install_trust(trust, &agent, &image_env, &ca)
+                    .await?;
+            }
+            agent
         }
-        None => create_agent.await?,
+        None => create_agent.await?.0,
     };
     // Docker's order: attach before start (no output lost), wait after start.
     let attached = engine.attach(&agent, DETACH_KEYS).await?;
@@ -264,6 +307,15 @@ async fn run_in(
                 "cannot read what the proxy blocked: {}",
                 chain(&error)
             )),
+        }
+        if !grants.is_empty() {
+            match sandbox.secrets_use(proxy).await {
+                Ok(used) => used.summary().iter().for_each(|line| notice(line)),
+                Err(error) => notice(&format!(
+                    "cannot read what the proxy did with the secrets: {}",
+                    chain(&error)
+                )),
+            }
         }
     }
     Ok(ExitStatus::from_container_code(code))

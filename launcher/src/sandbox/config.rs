@@ -13,6 +13,7 @@ use crate::options::profile::{Missing, Profile, ResolvedMount};
 use crate::options::{Isolation, Lang, Network, Options};
 use crate::sandbox::images::{DEFAULT_BASE_IMAGE, ImageSpec};
 use crate::sandbox::protect::Protection;
+use crate::sandbox::secrets::{self, Allowed, Secret, SecretsError};
 use crate::sandbox::{labels, workdir};
 
 /// The allowlist used when none is given (the old wrapper's location).
@@ -61,6 +62,19 @@ pub(crate) enum ConfigError {
     /// A `--label` is not `KEY=VALUE`.
     #[error("invalid label {0:?}: expected KEY=VALUE")]
     Label(String),
+    /// A declared secret is unset or may go to a host the allowlist does not allow.
+    #[error(transparent)]
+    Secret(#[from] SecretsError),
+    /// The `--upstream-ca` file cannot be read.
+    #[error("cannot read the upstream CA file {path}")]
+    UpstreamCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `--upstream-ca` file holds no certificate.
+    #[error("the upstream CA file {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    UpstreamCaNotPem { path: PathBuf },
 }
 
 /// Facts about the host the configuration depends on (passed in, so tests choose them).
@@ -127,9 +141,16 @@ pub(crate) struct ProxyConfig {
     pub(crate) egress_network: Option<String>,
     /// How the agent container is cut off from the network.
     pub(crate) isolation: Isolation,
-    /// The allowlist's lint warnings (`FILE:LINE:COL: message`), shown before the run:
-    /// the sidecar is built without the public-suffix data, so they are given here.
+    /// Warnings shown before the run: the allowlist's lint findings
+    /// (`FILE:LINE:COL: message`; the sidecar is built without the public-suffix data,
+    /// so they are given here), the profile's secrets left out, the secrets passed into
+    /// the agent container by `--no-secret-proxy`.
     pub(crate) warnings: Vec<String>,
+    /// The secrets the sidecar adds on the way out (the agent gets placeholders).
+    pub(crate) secrets: Vec<Secret>,
+    /// A file of extra CA certificates the sidecar trusts for upstream servers
+    /// (absolute, existing).
+    pub(crate) upstream_ca: Option<PathBuf>,
 }
 
 /// Resource limits for the agent container.
@@ -266,16 +287,50 @@ impl SandboxConfig {
             Err(_) => None,
         };
         let mut warnings = Vec::new();
+        let mut policy = None;
         if let Some(path) = allowlist.as_deref().filter(|_| args.proxy) {
             // Checked here, before anything starts, with the proxy's own loader; the
             // options and the generation number do not change whether an entry is valid.
-            let policy = Policy::load(path, &PolicyOptions::default(), 1)
+            let loaded = Policy::load(path, &PolicyOptions::default(), 1)
                 .map_err(ConfigError::InvalidAllowlist)?;
-            warnings = lint(policy.allowlist())
+            warnings = lint(loaded.allowlist())
                 .iter()
                 .map(|finding| format!("{}:{finding}", path.display()))
                 .collect();
+            policy = Some((loaded, path));
         }
+        // The sidecar adds secrets in proxy mode unless --no-secret-proxy.
+        let kept_out = args.proxy && !args.expose_secrets;
+        let allowed = policy
+            .as_ref()
+            .filter(|_| kept_out)
+            .map(|(policy, path)| Allowed { policy, path });
+        let resolved = secrets::resolve(&profile.secrets, &args.secrets, &host_var, allowed)?;
+        warnings.extend(resolved.warnings);
+        let mut env = profile.environment(&host_var);
+        env.retain(|variable| {
+            let name = variable
+                .split_once('=')
+                .map_or(&**variable, |(name, _)| name);
+            !resolved.secrets.iter().any(|secret| secret.name == name)
+        });
+        let mut sidecar_secrets = Vec::new();
+        if kept_out {
+            sidecar_secrets = resolved.secrets;
+        } else {
+            if args.proxy && !resolved.secrets.is_empty() {
+                let names: Vec<&str> = resolved.secrets.iter().map(|s| s.name.as_str()).collect();
+                warnings.push(format!(
+                    "--no-secret-proxy: the agent's environment holds the real values of {}",
+                    names.join(", ")
+                ));
+            }
+            env.extend(resolved.secrets.iter().map(Secret::variable));
+        }
+        let upstream_ca = match args.upstream_ca.as_deref().filter(|_| args.proxy) {
+            Some(path) => Some(checked_upstream_ca(&host.expand(path))?),
+            None => None,
+        };
         let sidecar_image = ImageRef::sidecar(args.proxy_image.as_deref());
         let proxy = allowlist
             .clone()
@@ -283,6 +338,8 @@ impl SandboxConfig {
             .map(|allowlist| ProxyConfig {
                 allowlist,
                 warnings,
+                secrets: sidecar_secrets,
+                upstream_ca,
                 image: sidecar_image.name(),
                 egress_network: args.egress_network.clone(),
                 isolation: args.isolation,
@@ -326,13 +383,30 @@ impl SandboxConfig {
             mounts,
             protection,
             writable_config: args.writable_config,
-            env: profile.environment(host_var),
+            env,
             command,
             limits: Limits::new(args),
             read_only: args.read_only,
             extra_labels,
         })
     }
+}
+
+/// The absolute path of an upstream CA file that holds a PEM certificate (the sidecar
+/// parses it; this catches a wrong file before anything starts).
+fn checked_upstream_ca(path: &Path) -> Result<PathBuf, ConfigError> {
+    let read_error = |source| ConfigError::UpstreamCa {
+        path: path.to_owned(),
+        source,
+    };
+    let absolute = std::fs::canonicalize(path).map_err(read_error)?;
+    let text = std::fs::read(&absolute).map_err(read_error)?;
+    if !String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(ConfigError::UpstreamCaNotPem {
+            path: path.to_owned(),
+        });
+    }
+    Ok(absolute)
 }
 
 #[cfg(test)]
@@ -445,6 +519,130 @@ mod tests {
             duplicate.starts_with(&format!("{}:3:", file.display())),
             "{duplicate}"
         );
+    }
+
+    /// The host's environment in the secrets tests: pi's OpenAI key and a user token.
+    fn keys(name: &str) -> Option<String> {
+        match name {
+            "OPENAI_API_KEY" => Some("sk-real".to_owned()),
+            "MY_TOKEN" => Some("tok-real".to_owned()),
+            _ => None,
+        }
+    }
+
+    fn with_secrets(args: &Options) -> Result<SandboxConfig, ConfigError> {
+        SandboxConfig::new(args, &pi(), vec![], &host("/w"), keys)
+    }
+
+    fn secret_names(proxy: &ProxyConfig) -> Vec<&str> {
+        proxy.secrets.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn in_proxy_mode_secret_values_go_to_the_sidecar_only() {
+        let (_dir, _file, mut args) = proxied("api.openai.com\napi.example.com\n");
+        args.secrets = [("MY_TOKEN=api.example.com"
+            .parse::<crate::options::secrets::SecretSpec>()
+            .unwrap())]
+        .into_iter()
+        .map(|spec| (spec.name, spec.hosts))
+        .collect();
+        let config = with_secrets(&args).unwrap();
+        let proxy = config.proxy.as_ref().unwrap();
+        assert_eq!(secret_names(proxy), ["OPENAI_API_KEY", "MY_TOKEN"]);
+        assert!(
+            !config.env.iter().any(|v| v.contains("-real")),
+            "{:?}",
+            config.env
+        );
+        // pi's other keys are unset: skipped without a word.
+        assert!(proxy.warnings.is_empty(), "{:?}", proxy.warnings);
+    }
+
+    #[test]
+    fn no_secret_proxy_and_no_proxy_pass_the_values_in() {
+        let (_dir, _file, args) = proxied("example.com\n");
+        let exposed = Options {
+            expose_secrets: true,
+            ..args
+        };
+        let config = with_secrets(&exposed).unwrap();
+        assert!(config.env.contains(&"OPENAI_API_KEY=sk-real".to_owned()));
+        let proxy = config.proxy.unwrap();
+        assert!(proxy.secrets.is_empty());
+        assert!(
+            proxy
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("--no-secret-proxy") && w.contains("OPENAI_API_KEY")),
+            "{:?}",
+            proxy.warnings
+        );
+        let unproxied = with_secrets(&Options::default()).unwrap();
+        assert!(unproxied.env.contains(&"OPENAI_API_KEY=sk-real".to_owned()));
+    }
+
+    #[test]
+    fn a_profile_secret_whose_hosts_are_not_allowed_is_left_out_with_a_warning() {
+        let (_dir, _file, args) = proxied("example.com\n");
+        let config = with_secrets(&args).unwrap();
+        assert!(!config.env.iter().any(|v| v.starts_with("OPENAI_API_KEY=")));
+        let proxy = config.proxy.unwrap();
+        assert!(proxy.secrets.is_empty());
+        assert!(
+            proxy
+                .warnings
+                .iter()
+                .any(|w| w.contains("OPENAI_API_KEY") && w.contains("api.openai.com")),
+            "{:?}",
+            proxy.warnings
+        );
+    }
+
+    #[test]
+    fn declared_secrets_must_be_set_and_their_hosts_allowed() {
+        let (_dir, file, mut args) = proxied("example.com\n");
+        let declare = |spec: &str| {
+            let spec: crate::options::secrets::SecretSpec = spec.parse().unwrap();
+            [(spec.name, spec.hosts)].into_iter().collect()
+        };
+        args.secrets = declare("MY_TOKEN=example.com,other.example");
+        let error = crate::report::chain(&with_secrets(&args).unwrap_err());
+        assert!(
+            error.contains("MY_TOKEN")
+                && error.contains("other.example")
+                && error.contains(&*std::fs::canonicalize(&file).unwrap().to_string_lossy()),
+            "{error}"
+        );
+        args.secrets = declare("UNSET_TOKEN=example.com");
+        let error = with_secrets(&args).unwrap_err().to_string();
+        assert!(
+            error.contains("UNSET_TOKEN") && error.contains("not set"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_upstream_ca_must_be_a_pem_file() {
+        let (dir, _file, mut args) = proxied("example.com\n");
+        let ca = dir.path().join("ca.pem");
+        args.upstream_ca = Some(ca.clone());
+        assert!(matches!(
+            with_secrets(&args),
+            Err(ConfigError::UpstreamCa { .. })
+        ));
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        assert!(matches!(
+            with_secrets(&args),
+            Err(ConfigError::UpstreamCaNotPem { .. })
+        ));
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let proxy = with_secrets(&args).unwrap().proxy.unwrap();
+        assert_eq!(proxy.upstream_ca, Some(std::fs::canonicalize(&ca).unwrap()));
     }
 
     #[test]

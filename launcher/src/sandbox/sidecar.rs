@@ -7,21 +7,30 @@
 //! agent; inside the agent container `sandbox-proxy relay` (PID 1, shipped in a volume
 //! populated from the sidecar image) listens on 127.0.0.1:8888 and forwards to it. No
 //! DNS, no other container and no host service is reachable from the agent.
+//!
+//! Secrets: the sidecar is created with an open stdin, attached before it starts; the
+//! launcher writes the grants (values included) there and closes it, so the values are
+//! in no container definition, command line, file or log. The sidecar prints its per-run
+//! CA certificate before its ready line.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use futures_util::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
 
 use super::agent::AgentNetwork;
 use super::config::ProxyConfig;
 use super::denied::Denied;
+use super::secrets::Grants;
+use super::secrets::summary::SecretsUse;
 use super::{Sandbox, SandboxError, bind, hardened, volume};
 use crate::engine::{EngineError, Output};
 use crate::options::Isolation;
 use sandbox_policy::protocol::{
-    self, ALLOWLIST_PATH, BIN_DIR, ListenAddr, PROXY_PORT, READY_LINE, RUN_DIR,
+    self, ALLOWLIST_PATH, BIN_DIR, ListenAddr, PROXY_PORT, READY_LINE, RUN_DIR, SidecarOptions,
+    UPSTREAM_CA_PATH,
 };
 
 /// The sidecar's network alias on the internal network (`--isolation internal-network`).
@@ -57,58 +66,16 @@ impl Sandbox<'_> {
             Some(network) => network.clone(),
             None => self.create_network("egress", false).await?,
         };
-        let (network, mut listen) = match proxy.isolation {
-            Isolation::NoNetwork => {
-                let run_volume = self.create_volume("run").await?;
-                let bin_volume = self.create_volume("bin").await?;
-                (
-                    AgentNetwork::Relay {
-                        run_volume,
-                        bin_volume,
-                    },
-                    Vec::new(),
-                )
-            }
-            Isolation::InternalNetwork => {
-                let network = self.create_network("internal", true).await?;
-                (
-                    AgentNetwork::Internal { network },
-                    vec![ListenAddr::Tcp(SocketAddr::from((
-                        Ipv4Addr::UNSPECIFIED,
-                        PROXY_PORT,
-                    )))],
-                )
-            }
+        let network = match proxy.isolation {
+            Isolation::NoNetwork => AgentNetwork::Relay {
+                run_volume: self.create_volume("run").await?,
+                bin_volume: self.create_volume("bin").await?,
+            },
+            Isolation::InternalNetwork => AgentNetwork::Internal {
+                network: self.create_network("internal", true).await?,
+            },
         };
-        let mut mounts = vec![bind(
-            &proxy.allowlist.to_string_lossy(),
-            ALLOWLIST_PATH,
-            true,
-        )];
-        if let AgentNetwork::Relay {
-            run_volume,
-            bin_volume,
-        } = &network
-        {
-            mounts.push(volume(run_volume, RUN_DIR, false));
-            mounts.push(volume(bin_volume, BIN_DIR, false));
-            listen.insert(0, ListenAddr::socket());
-        }
-        let body = ContainerCreateBody {
-            image: Some(proxy.image.clone()),
-            cmd: Some(protocol::sidecar_args(&listen)),
-            host_config: Some(HostConfig {
-                network_mode: Some(egress),
-                mounts: Some(mounts),
-                readonly_rootfs: Some(true),
-                memory: Some(PROXY_MEMORY),
-                memory_swap: Some(PROXY_MEMORY),
-                pids_limit: Some(PROXY_PIDS),
-                nano_cpus: Some(PROXY_NANO_CPUS),
-                ..hardened()
-            }),
-            ..ContainerCreateBody::default()
-        };
+        let body = sidecar_container_body(proxy, &network, egress);
         let container = self.create_container("proxy", body).await?;
         if let AgentNetwork::Internal { network } = &network {
             self.engine
@@ -119,22 +86,48 @@ impl Sandbox<'_> {
         Ok(Proxy { container, network })
     }
 
-    /// Starts the proxy sidecar and waits until it is ready.
+    /// Starts the proxy sidecar, hands it the `grants` (when there are any) and waits
+    /// until it is ready; returns its per-run CA certificate (PEM) when it has grants.
     ///
     /// # Errors
     ///
-    /// The engine fails, or the sidecar exits or is not ready in time (its output is in
-    /// the error).
-    pub(crate) async fn start_proxy(&self, proxy: &Proxy) -> Result<(), SandboxError> {
+    /// The engine fails, the sidecar exits or is not ready in time (its output is in
+    /// the error), or it has grants but printed no CA certificate.
+    pub(crate) async fn start_proxy(
+        &self,
+        proxy: &Proxy,
+        grants: &Grants,
+    ) -> Result<Option<String>, SandboxError> {
+        let input = match grants.is_empty() {
+            true => None,
+            false => Some(self.engine.attach_stdin(&proxy.container).await?),
+        };
         self.engine.start_container(&proxy.container).await?;
         tracing::debug!(phase = "proxy started");
-        self.wait_ready(&proxy.container).await
+        if let Some(mut input) = input {
+            let written = async {
+                input.write_all(&grants.document()).await?;
+                input.shutdown().await
+            };
+            written.await.map_err(SandboxError::Grants)?;
+        }
+        let stdout = self.wait_ready(&proxy.container).await?;
+        if grants.is_empty() {
+            return Ok(None);
+        }
+        match protocol::ca_from_output(&stdout) {
+            Some(ca) => Ok(Some(ca)),
+            None => Err(SandboxError::NoCa {
+                logs: self.engine.logs(&proxy.container).await?,
+            }),
+        }
     }
 
-    /// Follows the sidecar's output until it prints [`READY_LINE`] on stdout. Following
-    /// the log through the engine works where the host cannot reach container addresses
-    /// (Docker Desktop), and answers as soon as the proxy is ready (no polling interval).
-    async fn wait_ready(&self, container: &str) -> Result<(), SandboxError> {
+    /// Follows the sidecar's output until it prints [`READY_LINE`] on stdout, and returns
+    /// that output. Following the log through the engine works where the host cannot
+    /// reach container addresses (Docker Desktop), and answers as soon as the proxy is
+    /// ready (no polling interval).
+    async fn wait_ready(&self, container: &str) -> Result<String, SandboxError> {
         let mut logs = self.engine.follow_logs(container);
         let mut stdout = Vec::new();
         let ready = tokio::time::timeout(READY_TIMEOUT, async {
@@ -153,7 +146,7 @@ impl Sandbox<'_> {
         })
         .await;
         match ready {
-            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(true)) => Ok(String::from_utf8_lossy(&stdout).into_owned()),
             Ok(Ok(false)) => Err(SandboxError::ProxyExited {
                 logs: self.engine.logs(container).await?,
             }),
@@ -176,5 +169,150 @@ impl Sandbox<'_> {
             .exec(&proxy.container, &protocol::denied_command())
             .await?;
         Ok(Denied::parse(&output.stdout))
+    }
+
+    /// What the proxy did with the secrets during the run, from its admin endpoint.
+    ///
+    /// # Errors
+    ///
+    /// The engine fails to run the query in the sidecar.
+    pub(crate) async fn secrets_use(&self, proxy: &Proxy) -> Result<SecretsUse, EngineError> {
+        let output = self
+            .engine
+            .exec(&proxy.container, &protocol::secrets_command())
+            .await?;
+        Ok(SecretsUse::parse(&output.stdout))
+    }
+}
+
+/// The sidecar's definition (pure, so its hardening and its inputs are unit-tested): on
+/// the `egress` network, reached by the agent as `network` says, with the allowlist and
+/// the upstream CA mounted read-only, and an open stdin for the grants when there are
+/// secrets.
+fn sidecar_container_body(
+    proxy: &ProxyConfig,
+    network: &AgentNetwork,
+    egress: String,
+) -> ContainerCreateBody {
+    let mut mounts = vec![bind(
+        &proxy.allowlist.to_string_lossy(),
+        ALLOWLIST_PATH,
+        true,
+    )];
+    if let Some(upstream_ca) = &proxy.upstream_ca {
+        mounts.push(bind(&upstream_ca.to_string_lossy(), UPSTREAM_CA_PATH, true));
+    }
+    let listen = match network {
+        AgentNetwork::Relay {
+            run_volume,
+            bin_volume,
+        } => {
+            mounts.push(volume(run_volume, RUN_DIR, false));
+            mounts.push(volume(bin_volume, BIN_DIR, false));
+            vec![ListenAddr::socket()]
+        }
+        _ => vec![ListenAddr::Tcp(SocketAddr::from((
+            Ipv4Addr::UNSPECIFIED,
+            PROXY_PORT,
+        )))],
+    };
+    let options = SidecarOptions {
+        secrets_stdin: !proxy.secrets.is_empty(),
+        upstream_ca: proxy.upstream_ca.is_some(),
+    };
+    ContainerCreateBody {
+        image: Some(proxy.image.clone()),
+        cmd: Some(protocol::sidecar_args(&listen, options)),
+        // The grants arrive on stdin, which closes after the launcher's one write.
+        open_stdin: Some(options.secrets_stdin),
+        stdin_once: Some(options.secrets_stdin),
+        attach_stdin: Some(options.secrets_stdin),
+        host_config: Some(HostConfig {
+            network_mode: Some(egress),
+            mounts: Some(mounts),
+            readonly_rootfs: Some(true),
+            memory: Some(PROXY_MEMORY),
+            memory_swap: Some(PROXY_MEMORY),
+            pids_limit: Some(PROXY_PIDS),
+            nano_cpus: Some(PROXY_NANO_CPUS),
+            ..hardened()
+        }),
+        ..ContainerCreateBody::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::secrets::Secret;
+
+    fn proxy_config() -> ProxyConfig {
+        ProxyConfig {
+            allowlist: "/cfg/allow.txt".into(),
+            image: "sidecar:1".into(),
+            egress_network: None,
+            isolation: Isolation::NoNetwork,
+            warnings: Vec::new(),
+            secrets: Vec::new(),
+            upstream_ca: None,
+        }
+    }
+
+    fn relay() -> AgentNetwork {
+        AgentNetwork::Relay {
+            run_volume: "run".into(),
+            bin_volume: "bin".into(),
+        }
+    }
+
+    #[test]
+    fn without_secrets_the_sidecar_has_no_stdin_and_no_secret_flags() {
+        let body = sidecar_container_body(&proxy_config(), &relay(), "egress".into());
+        assert_eq!(body.open_stdin, Some(false));
+        let cmd = body.cmd.unwrap();
+        assert!(
+            !cmd.iter()
+                .any(|a| a == "--secrets-stdin" || a == "--upstream-ca")
+        );
+        assert!(cmd.contains(&format!("unix:{}", protocol::SOCKET)));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(host.mounts.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn secrets_open_a_one_shot_stdin_and_the_upstream_ca_is_mounted_read_only() {
+        let config = ProxyConfig {
+            secrets: vec![Secret {
+                name: "A_KEY".into(),
+                value: "value-a".into(),
+                hosts: vec!["a.example".into()],
+            }],
+            upstream_ca: Some("/cfg/ca.pem".into()),
+            ..proxy_config()
+        };
+        let network = AgentNetwork::Internal {
+            network: "net".into(),
+        };
+        let body = sidecar_container_body(&config, &network, "egress".into());
+        assert_eq!(
+            (body.open_stdin, body.stdin_once, body.attach_stdin),
+            (Some(true), Some(true), Some(true))
+        );
+        let cmd = body.cmd.unwrap();
+        assert!(cmd.contains(&"--secrets-stdin".to_owned()), "{cmd:?}");
+        assert!(cmd.contains(&UPSTREAM_CA_PATH.to_owned()), "{cmd:?}");
+        // The value is in neither the definition nor the command line.
+        assert!(!format!("{cmd:?}{:?}{:?}", body.env, body.labels).contains("value-a"));
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let ca = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some(UPSTREAM_CA_PATH))
+            .unwrap();
+        assert_eq!(
+            (ca.source.as_deref(), ca.read_only),
+            (Some("/cfg/ca.pem"), Some(true))
+        );
     }
 }

@@ -4,16 +4,18 @@
 //! into the container, which runs as the user); the launcher follows that file and opens
 //! each line that is an `http`/`https` URL of bounded length with the platform's opener
 //! (the `opener` crate: `open` on macOS, `xdg-open` on Linux, `wslview` on WSL; `$BROWSER`
-//! when set), printing it too. Anything else is refused and reported, never run.
+//! when set), printing it too. Anything else is refused and reported, never run. The
+//! directory is a [`RunDir`].
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::report::notice;
 use crate::sandbox::labels::Owner;
+use crate::sandbox::run_dir::RunDir;
 
 /// Where the channel directory is mounted in the container.
 pub(crate) const CONTAINER_DIR: &str = "/run/agent-sandbox/browser";
@@ -23,10 +25,6 @@ pub(crate) const ENV_VAR: &str = "AGENT_SANDBOX_BROWSER";
 const FILE_NAME: &str = "urls";
 /// The longest URL accepted (OAuth URLs with PKCE parameters stay well below this).
 const MAX_URL: usize = 4096;
-/// The channel directories' name prefix (the session id follows).
-const PREFIX: &str = "agent-sandbox-";
-/// The file in a channel directory naming the launcher that owns it.
-const OWNER_FILE: &str = "owner";
 /// How often the file is checked for new lines.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -77,22 +75,20 @@ pub(crate) fn check_url(line: &str) -> Result<&str, Refusal> {
 /// The directory is removed when this is dropped.
 #[derive(Debug)]
 pub(crate) struct Channel {
-    dir: PathBuf,
+    dir: RunDir,
 }
 
 impl Channel {
-    /// Creates the channel directory (mode 0700) under `parent`, with its empty file
-    /// (0600) and a record of the launcher that owns it (for [`remove_stale`]).
+    /// Creates the channel directory under `parent` (see [`RunDir::create`]) with its
+    /// empty file (0600).
     ///
     /// # Errors
     ///
     /// The directory or its files cannot be created.
     pub(crate) fn create(parent: &Path, session: &str, owner: &Owner) -> std::io::Result<Self> {
-        let dir = parent.join(format!("{PREFIX}{session}"));
-        DirBuilder::new().mode(0o700).create(&dir)?;
-        let channel = Self { dir };
-        let record = format!("{}\n{}\n{}\n", owner.pid, owner.start, owner.host);
-        std::fs::write(channel.dir.join(OWNER_FILE), record)?;
+        let channel = Self {
+            dir: RunDir::create(parent, session, owner)?,
+        };
         OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -101,21 +97,13 @@ impl Channel {
         Ok(channel)
     }
 
-    /// A parent for channels: `$XDG_RUNTIME_DIR` (private to the user) when set, else the
-    /// temporary directory (the channel's own directory is private either way).
-    pub(crate) fn default_parent() -> PathBuf {
-        std::env::var_os("XDG_RUNTIME_DIR")
-            .filter(|d| !d.is_empty())
-            .map_or_else(std::env::temp_dir, PathBuf::from)
-    }
-
     /// The directory to mount at [`CONTAINER_DIR`].
     pub(crate) fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     fn file(&self) -> PathBuf {
-        self.dir.join(FILE_NAME)
+        self.dir().join(FILE_NAME)
     }
 
     /// A reader of the lines the container appends.
@@ -179,37 +167,6 @@ impl Follower {
     }
 }
 
-/// Removes the channel directories under `parent` whose launcher is gone (a launcher
-/// killed outright cannot remove its own) and returns how many. Directories without a
-/// readable owner record are left alone.
-pub(crate) fn remove_stale(parent: &Path, running: impl Fn(&Owner) -> bool) -> usize {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return 0;
-    };
-    let owner_of = |dir: &Path| {
-        let record = std::fs::read_to_string(dir.join(OWNER_FILE)).ok()?;
-        let mut lines = record.lines();
-        Some(Owner {
-            pid: lines.next()?.parse().ok()?,
-            start: lines.next()?.to_owned(),
-            host: lines.next()?.to_owned(),
-        })
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(PREFIX))
-        .map(|entry| entry.path())
-        .filter(|dir| owner_of(dir).is_some_and(|owner| !running(&owner)))
-        .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
-        .count()
-}
-
-impl Drop for Channel {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Opens `url` in the user's browser, on a blocking thread, and prints it.
 pub(crate) fn open_in_browser(url: &str) {
     notice(&format!("opening in your browser: {url}"));
@@ -229,33 +186,6 @@ mod tests {
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
     use std::sync::{Arc, Mutex};
-
-    #[test]
-    fn channels_of_launchers_that_are_gone_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let parent = dir.path();
-        let live = Owner {
-            pid: 1,
-            start: "1".into(),
-            host: "h".into(),
-        };
-        let dead = Owner {
-            pid: 2,
-            ..live.clone()
-        };
-        let keep = Channel::create(parent, "live", &live).unwrap();
-        let gone = Channel::create(parent, "dead", &dead).unwrap();
-        let (gone_dir, keep_dir) = (gone.dir().to_owned(), keep.dir().to_owned());
-        std::mem::forget(gone); // as if its launcher had been killed
-        std::fs::create_dir(parent.join("agent-sandbox-unowned")).unwrap();
-        assert_eq!(remove_stale(parent, |owner| owner.pid == 1), 1);
-        assert!(
-            !gone_dir.exists()
-                && keep_dir.exists()
-                && parent.join("agent-sandbox-unowned").exists()
-        );
-        drop(keep);
-    }
 
     #[test]
     fn only_bounded_http_urls_with_a_host_pass() {
