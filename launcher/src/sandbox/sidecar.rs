@@ -96,7 +96,10 @@ impl Sandbox<'_> {
         }
         let body = ContainerCreateBody {
             image: Some(proxy.image.clone()),
-            cmd: Some(protocol::sidecar_args(&listen)),
+            cmd: Some(protocol::sidecar_args(
+                &listen,
+                protocol::SidecarOptions::default(),
+            )),
             host_config: Some(HostConfig {
                 network_mode: Some(egress),
                 mounts: Some(mounts),
