@@ -28,7 +28,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Check(args)) => check::run(&args).into(),
         Some(Command::Explain(args)) => explain::run(&args).into(),
         Some(Command::Healthcheck(args)) => admin::healthcheck(&args).into(),
-        Some(Command::Denied(args)) => admin::print_denied(&args).into(),
+        Some(Command::Denied(args)) => admin::print_report(&args, "/denied").into(),
+        Some(Command::Secrets(args)) => admin::print_report(&args, "/secrets").into(),
         Some(Command::Relay(args)) => ExitCode::from(relay(args)),
         None => server(cli.serve).into(),
     }
