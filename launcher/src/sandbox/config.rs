@@ -538,15 +538,24 @@ mod tests {
         proxy.secrets.iter().map(|s| s.name.as_str()).collect()
     }
 
+    /// The secret `NAME=HOST,...` as declared with `--secret`.
+    fn declared(spec: &str) -> crate::options::secrets::SecretTable {
+        let spec: crate::options::secrets::SecretSpec = spec.parse().unwrap();
+        [(spec.name, spec.hosts)].into_iter().collect()
+    }
+
+    /// Whether one of `proxy`'s warnings contains every one of `needles`.
+    fn warned(proxy: &ProxyConfig, needles: &[&str]) -> bool {
+        proxy
+            .warnings
+            .iter()
+            .any(|warning| needles.iter().all(|n| warning.contains(n)))
+    }
+
     #[test]
     fn in_proxy_mode_secret_values_go_to_the_sidecar_only() {
         let (_dir, _file, mut args) = proxied("api.openai.com\napi.example.com\n");
-        args.secrets = [("MY_TOKEN=api.example.com"
-            .parse::<crate::options::secrets::SecretSpec>()
-            .unwrap())]
-        .into_iter()
-        .map(|spec| (spec.name, spec.hosts))
-        .collect();
+        args.secrets = declared("MY_TOKEN=api.example.com");
         let config = with_secrets(&args).unwrap();
         let proxy = config.proxy.as_ref().unwrap();
         assert_eq!(secret_names(proxy), ["OPENAI_API_KEY", "MY_TOKEN"]);
@@ -571,10 +580,7 @@ mod tests {
         let proxy = config.proxy.unwrap();
         assert!(proxy.secrets.is_empty());
         assert!(
-            proxy
-                .warnings
-                .iter()
-                .any(|w| w.starts_with("--no-secret-proxy") && w.contains("OPENAI_API_KEY")),
+            warned(&proxy, &["--no-secret-proxy", "OPENAI_API_KEY"]),
             "{:?}",
             proxy.warnings
         );
@@ -590,10 +596,7 @@ mod tests {
         let proxy = config.proxy.unwrap();
         assert!(proxy.secrets.is_empty());
         assert!(
-            proxy
-                .warnings
-                .iter()
-                .any(|w| w.contains("OPENAI_API_KEY") && w.contains("api.openai.com")),
+            warned(&proxy, &["OPENAI_API_KEY", "api.openai.com"]),
             "{:?}",
             proxy.warnings
         );
@@ -602,11 +605,7 @@ mod tests {
     #[test]
     fn declared_secrets_must_be_set_and_their_hosts_allowed() {
         let (_dir, file, mut args) = proxied("example.com\n");
-        let declare = |spec: &str| {
-            let spec: crate::options::secrets::SecretSpec = spec.parse().unwrap();
-            [(spec.name, spec.hosts)].into_iter().collect()
-        };
-        args.secrets = declare("MY_TOKEN=example.com,other.example");
+        args.secrets = declared("MY_TOKEN=example.com,other.example");
         let error = crate::report::chain(&with_secrets(&args).unwrap_err());
         assert!(
             error.contains("MY_TOKEN")
@@ -614,7 +613,7 @@ mod tests {
                 && error.contains(&*std::fs::canonicalize(&file).unwrap().to_string_lossy()),
             "{error}"
         );
-        args.secrets = declare("UNSET_TOKEN=example.com");
+        args.secrets = declared("UNSET_TOKEN=example.com");
         let error = with_secrets(&args).unwrap_err().to_string();
         assert!(
             error.contains("UNSET_TOKEN") && error.contains("not set"),
