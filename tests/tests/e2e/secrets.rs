@@ -15,12 +15,14 @@
 //!   `upstream-tls`, and never sees the key; a client without the run's CA fails, and
 //!   the mock never sees that request;
 //! - the real value is nowhere in `docker inspect` of either container, their logs or
-//!   the run's volumes.
+//!   the run's volumes;
+//! - the agent's trust directory on the host holds the run's CA and a bundle extending
+//!   the image's system bundle while the run lasts, and is gone after it.
 //!
 //! Bad input is refused before anything starts: a secret host the allowlist does not
 //! allow, a secret variable that is not set.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use agent_sandbox_e2e::{
@@ -131,10 +133,18 @@ fn pi_works_with_its_key_kept_outside_and_the_key_goes_nowhere_else() {
     );
     launcher.env(KEY_VAR, &real);
     let work = pi.work_dir().to_owned();
-    let mut engine_view = None;
+    let earlier_trust = trust_dirs();
+    let (mut engine_view, mut trust) = (None, None);
     let run = run_watched(as_user(&launcher, USER), RUN_TIMEOUT, || {
         if engine_view.is_none() && work.join(CHECKS_DONE).exists() {
             engine_view = Some(engine_view_of_the_sandbox(scope.id()));
+            let mut new = trust_dirs();
+            new.retain(|dir| !earlier_trust.contains(dir));
+            trust = new.pop().map(|dir| {
+                let ca = read(&dir.join("ca.pem"));
+                let bundle = read(&dir.join("bundle.pem"));
+                (dir, ca, bundle)
+            });
             std::fs::write(work.join(INSPECTED), "").unwrap();
         }
     });
@@ -197,6 +207,31 @@ fn pi_works_with_its_key_kept_outside_and_the_key_goes_nowhere_else() {
         "the real value is in docker inspect, a log or a volume"
     );
     assert!(!run.stdout.contains(&real) && !run.stderr.contains(&real));
+    // The trust directory: the CA (only a certificate), the image's bundle plus the CA;
+    // removed at exit.
+    let (dir, ca, bundle) = trust.expect("no trust directory while the sandbox ran");
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----") && !ca.contains("PRIVATE KEY"));
+    assert!(
+        bundle.ends_with(&ca) && bundle.len() > 10 * ca.len(),
+        "no system bundle"
+    );
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+}
+
+/// The agent trust directories where the launcher puts them: in `XDG_RUNTIME_DIR`, else
+/// in the temporary directory.
+fn trust_dirs() -> Vec<PathBuf> {
+    let parent = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(std::env::temp_dir, PathBuf::from);
+    std::fs::read_dir(parent)
+        .unwrap()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("agent-sandbox-") && name.ends_with("-trust")
+        })
+        .collect()
 }
 
 #[test]
