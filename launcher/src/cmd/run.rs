@@ -2,13 +2,15 @@
 //!
 //! The flow: options checked against the host ([`SandboxConfig`]), the engine, a
 //! session (labels on everything), leftovers of dead runs removed while the images are
-//! checked, the browser hand-off channel, the secrets' placeholders and the agent's trust
-//! directory, the sandbox (sidecar, handed the secrets, or a per-run network, then the
-//! agent container, given trust in the sidecar's CA), the protected paths' snapshot, the
-//! agent's streams relayed until it exits (signals passed on), the warning about
-//! protected paths the run changed, the proxy's record of refused destinations and of
-//! the secrets it added, and teardown on every path.
+//! checked, the browser hand-off channel, in proxy mode the allowlist's copy for the
+//! sidecar and the policy in force (followed during the run), the secrets' placeholders
+//! and the agent's trust directory, the sandbox (sidecar, handed the secrets, or a
+//! per-run network, then the agent container, given trust in the sidecar's CA), the
+//! protected paths' snapshot, the agent's streams relayed until it exits (signals passed
+//! on), the warning about protected paths the run changed, the proxy's record of refused
+//! destinations and of the secrets it added, and teardown on every path.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::Error;
@@ -18,6 +20,8 @@ use crate::exit::ExitStatus;
 use crate::options::profile::{Missing, Profile, ResolvedMount};
 use crate::options::{Isolation, Network, Options};
 use crate::report::{chain, notice};
+use crate::sandbox::allowlist::follow::LiveAllowlist;
+use crate::sandbox::allowlist::{self, PolicyInForce, copy};
 use crate::sandbox::checkout::Checkout;
 use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
 use crate::sandbox::images::{self, ImageState};
@@ -48,6 +52,9 @@ pub(super) async fn sandboxed(
     let config = SandboxConfig::new(args, profile, command, &host, |name| {
         std::env::var(name).ok()
     })?;
+    for warning in &config.warnings {
+        notice(&format!("warning: {warning}"));
+    }
     if config.writable_config {
         notice(
             "warning: --writable-config: the agent can change the code in its config \
@@ -69,6 +76,21 @@ pub(super) async fn sandboxed(
         Channel::create(&RunDir::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
     let config = with_browser_channel(config, &browser);
     let mut urls = browser.follower().map_err(Error::Browser)?;
+    let mut live = match &config.proxy {
+        Some(proxy) => Some(
+            allowlist::follow(
+                &proxy.allowlist,
+                &config,
+                copy::parents(),
+                &session.id,
+                &owner,
+            )
+            .map_err(Error::AllowlistCopy)?,
+        ),
+        None => None,
+    };
+    let policy: Option<PolicyInForce> = live.as_ref().map(LiveAllowlist::policy);
+    let copy_dir = live.as_ref().map(|live| live.copy().dir());
     let secrets = config
         .proxy
         .as_ref()
@@ -86,9 +108,21 @@ pub(super) async fn sandboxed(
     let watch = Watch::default();
     let outcome = supervise(
         &sandbox,
-        run_in(&sandbox, &engine, &config, &watch, &grants, trust.as_ref()),
+        run_in(
+            &sandbox,
+            &engine,
+            &config,
+            copy_dir.as_deref(),
+            &watch,
+            &grants,
+            trust.as_ref(),
+        ),
         &mut terminations,
         &mut urls,
+        Followed {
+            allowlist: live.as_mut(),
+            policy,
+        },
     )
     .await;
     urls.read_lines(browser::open_in_browser);
@@ -101,6 +135,8 @@ pub(super) async fn sandboxed(
     for failure in &failures {
         notice(&format!("teardown: {}", chain(failure)));
     }
+    // The sidecar is gone: its copy of the allowlist goes too.
+    drop(live);
     // When the run ended before the agent did (a signal, an error), the agent is gone
     // only now.
     watch.end().iter().for_each(|line| notice(line));
@@ -111,6 +147,7 @@ pub(super) async fn sandboxed(
 /// browser channels); failures are logged, they do not stop this run.
 async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
     run_dir::remove_stale(&RunDir::default_parent(), liveness::is_running);
+    copy::remove_stale_everywhere(liveness::is_running);
     match teardown::gc(engine, &owner.host, Some(session), liveness::is_running).await {
         Ok(removed) if !removed.is_empty() => {
             tracing::info!(
@@ -158,8 +195,38 @@ fn with_secrets(
     (config, trust)
 }
 
-/// Drives `run` to its end while opening the URLs the container hands over and handling
-/// signals. The first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
+/// The user's allowlist during a proxy-mode run, and the policy in force it feeds.
+struct Followed<'a> {
+    allowlist: Option<&'a mut LiveAllowlist>,
+    policy: Option<PolicyInForce>,
+}
+
+/// The next change of the user's allowlist, as the message telling the user (never,
+/// without the proxy).
+async fn next_change(allowlist: &mut Option<&mut LiveAllowlist>) -> String {
+    match allowlist.as_deref_mut() {
+        Some(live) => {
+            let change = live.next_change().await;
+            live.describe(&change)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Returns once a new policy is in force (never, without the proxy).
+async fn policy_changed(policy: &mut Option<PolicyInForce>) {
+    let changed = match policy {
+        Some(policy) => policy.changed().await.is_ok(),
+        None => false,
+    };
+    if !changed {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Drives `run` to its end while opening the URLs the container hands over, following
+/// the allowlist (the sidecar reloads on every new policy) and handling signals. The
+/// first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
 /// while its output is still relayed (as `docker run` does); a second signal, the grace
 /// running out, or a signal before the agent exists ends the run at once.
 async fn supervise(
@@ -167,7 +234,12 @@ async fn supervise(
     run: impl Future<Output = Result<ExitStatus, Error>>,
     terminations: &mut Terminations,
     urls: &mut Follower,
+    followed: Followed<'_>,
 ) -> Result<ExitStatus, Error> {
+    let Followed {
+        mut allowlist,
+        mut policy,
+    } = followed;
     tokio::pin!(run);
     let mut signalled: Option<i32> = None;
     let grace = tokio::time::sleep(Duration::MAX);
@@ -176,6 +248,8 @@ async fn supervise(
         tokio::select! {
             result = &mut run => return result,
             () = urls.follow(browser::open_in_browser) => {}
+            message = next_change(&mut allowlist) => notice(&message),
+            () = policy_changed(&mut policy) => sandbox.reload_proxy().await,
             number = terminations.recv() => {
                 let (name, engine_name) = signal_name(number);
                 if signalled.is_some() || !sandbox.has_agent() {
@@ -218,17 +292,19 @@ async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), E
 
 /// Sets the sandbox up and runs the command, with `watch` taken just before the agent
 /// starts and reported just after it exits, the sidecar handed `grants` and the agent
-/// given `trust` in its CA; the caller tears it down.
+/// given `trust` in its CA; the caller tears it down. In proxy mode the sidecar mounts
+/// `allowlist_dir`, the launcher's copy of the allowlist.
 async fn run_in(
     sandbox: &Sandbox<'_>,
     engine: &Engine,
     config: &SandboxConfig,
+    allowlist_dir: Option<&Path>,
     watch: &Watch,
     grants: &Grants,
     trust: Option<&Trust>,
 ) -> Result<ExitStatus, Error> {
-    let (proxy, network) = match &config.proxy {
-        Some(proxy) => {
+    let (proxy, network) = match (&config.proxy, allowlist_dir) {
+        (Some(proxy), Some(allowlist_dir)) => {
             for warning in &proxy.warnings {
                 notice(&format!("warning: {warning}"));
             }
@@ -238,18 +314,18 @@ async fn run_in(
                      addresses of the host through the network's gateway",
                 );
             }
-            let proxy = sandbox.create_proxy(proxy).await?;
+            let proxy = sandbox.create_proxy(proxy, allowlist_dir).await?;
             let network = proxy.network.clone();
             (Some(proxy), network)
         }
-        None if config.network == Network::Host => {
+        _ if config.network == Network::Host => {
             notice(
                 "warning: --network host: unrestricted egress, and the agent reaches every service on the \
                  host's 127.0.0.1 and its abstract Unix sockets",
             );
             (None, AgentNetwork::Host)
         }
-        None => {
+        _ => {
             notice(
                 "network egress is unrestricted (a network of its own, not the host's); use --proxy to \
                  restrict it to an allowlist",

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount};
 
 use super::config::{Memory, SandboxConfig};
 use super::sidecar::PROXY_ALIAS;
@@ -101,7 +101,7 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// Every bind mount of the agent container, the final list: the working directory, the
 /// profile's mounts (one at the working directory's own path is left out: the working
 /// directory wins), and the mounts that keep protected paths read-only
-/// ([`Protection::mounts`](super::protect::Protection::mounts)) and the allowlist.
+/// ([`Protection::mounts`](super::protect::Protection::mounts)).
 pub(crate) fn agent_mounts(config: &SandboxConfig) -> Vec<Mount> {
     let workdir = config.workdir.to_string_lossy().into_owned();
     let mut mounts = vec![bind(&workdir, &workdir, false)];
@@ -115,26 +115,7 @@ pub(crate) fn agent_mounts(config: &SandboxConfig) -> Vec<Mount> {
     );
     let protective = config.protection.mounts(&mounts);
     mounts.extend(protective);
-    if let Some(allowlist) = &config.allowlist {
-        mounts.extend(protect_allowlist(allowlist, &mounts));
-    }
     mounts
-}
-
-/// Read-only mounts of the allowlist over every place where it is visible read-write in
-/// the agent container (it usually lives in `~/.agents`, which pi's profile mounts): an
-/// agent must not widen its own policy, for a proxy that reloads it or for the next run.
-fn protect_allowlist(allowlist: &std::path::Path, mounts: &[Mount]) -> Vec<Mount> {
-    let source = allowlist.to_string_lossy();
-    mounts
-        .iter()
-        .filter(|m| m.read_only != Some(true) && m.typ == Some(MountType::BIND))
-        .filter_map(|m| {
-            let inner = allowlist.strip_prefix(m.source.as_deref()?).ok()?;
-            let target = std::path::Path::new(m.target.as_deref()?).join(inner);
-            Some(bind(&source, &target.to_string_lossy(), true))
-        })
-        .collect()
 }
 
 /// The environment that points HTTP clients (curl, Node, Java, ...) at the proxy.
@@ -227,12 +208,14 @@ mod tests {
     use crate::options::Options;
     use crate::options::profile::Profile;
     use crate::sandbox::config::Host;
+    use bollard::models::MountType;
 
     fn config(args: Options) -> SandboxConfig {
         let profile = Profile::lookup("pi", &Default::default()).unwrap();
         let host = Host {
             cwd: "/src/project".into(),
             home: "/nonexistent-home".into(),
+            config_dir: "/nonexistent-home/.config/agent-sandbox".into(),
             uid: 1234,
             gid: 567,
         };
@@ -402,34 +385,6 @@ mod tests {
             .collect();
         assert_eq!(volumes.len(), 2);
         assert!(volumes.iter().all(|m| m.read_only == Some(true)));
-    }
-
-    #[test]
-    fn the_allowlist_is_read_only_wherever_a_mount_exposes_it() {
-        let mounts = vec![
-            bind("/home/a/.agents", "/home/piuser/.agents", false),
-            bind("/home/a", "/home/a", false),
-            bind("/home/a/.agents", "/ro/agents", true),
-            bind("/srv", "/srv", false),
-        ];
-        let protected =
-            protect_allowlist(std::path::Path::new("/home/a/.agents/allow.txt"), &mounts);
-        let targets: Vec<_> = protected
-            .iter()
-            .map(|m| (m.target.as_deref(), m.read_only))
-            .collect();
-        assert_eq!(
-            targets,
-            [
-                (Some("/home/piuser/.agents/allow.txt"), Some(true)),
-                (Some("/home/a/.agents/allow.txt"), Some(true))
-            ]
-        );
-        assert!(
-            protected
-                .iter()
-                .all(|m| m.source.as_deref() == Some("/home/a/.agents/allow.txt"))
-        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The sandbox of one run, in domain verbs: its validated description ([`config`], with
 //! the working directories it refuses in [`workdir`] and what it protects from the agent
-//! in [`protect`]), the images ([`images`]), the session labels on everything it creates
+//! in [`protect`]), the allowlist the launcher owns and follows ([`allowlist`]), the images ([`images`]), the session labels on everything it creates
 //! ([`labels`], [`liveness`]), the proxy sidecar ([`sidecar`]), the hardened agent
 //! container ([`agent`]), and teardown in reverse order on every path ([`teardown`]).
 
 mod agent;
+pub(crate) mod allowlist;
 pub(crate) mod checkout;
 pub(crate) mod config;
 pub(crate) mod denied;
@@ -71,6 +72,7 @@ pub(crate) struct Sandbox<'a> {
     // the locks are never held across an await.
     created: Mutex<Vec<Resource>>,
     agent: Mutex<Option<String>>,
+    proxy: Mutex<Option<String>>,
 }
 
 impl<'a> Sandbox<'a> {
@@ -80,6 +82,7 @@ impl<'a> Sandbox<'a> {
             session,
             created: Mutex::new(Vec::new()),
             agent: Mutex::new(None),
+            proxy: Mutex::new(None),
         }
     }
 

@@ -14,6 +14,7 @@
 //! CA certificate before its ready line.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -29,7 +30,7 @@ use super::{Sandbox, SandboxError, bind, hardened, volume};
 use crate::engine::{EngineError, Output};
 use crate::options::Isolation;
 use sandbox_policy::protocol::{
-    self, ALLOWLIST_PATH, BIN_DIR, ListenAddr, PROXY_PORT, READY_LINE, RUN_DIR, SidecarOptions,
+    self, ALLOWLIST_DIR, BIN_DIR, ListenAddr, PROXY_PORT, READY_LINE, RUN_DIR, SidecarOptions,
     UPSTREAM_CA_PATH,
 };
 
@@ -55,13 +56,18 @@ pub(crate) struct Proxy {
 
 impl Sandbox<'_> {
     /// Creates (does not start) the proxy sidecar, its egress network (unless given) and
-    /// the per-run network or volumes that connect it to the agent.
+    /// the per-run network or volumes that connect it to the agent. The sidecar mounts
+    /// `allowlist_dir`, the launcher's copy of the allowlist, read-only.
     ///
     /// # Errors
     ///
     /// The engine fails, or the sidecar exits or is not ready in time (its output is in
     /// the error).
-    pub(crate) async fn create_proxy(&self, proxy: &ProxyConfig) -> Result<Proxy, SandboxError> {
+    pub(crate) async fn create_proxy(
+        &self,
+        proxy: &ProxyConfig,
+        allowlist_dir: &Path,
+    ) -> Result<Proxy, SandboxError> {
         let egress = match &proxy.egress_network {
             Some(network) => network.clone(),
             None => self.create_network("egress", false).await?,
@@ -75,8 +81,11 @@ impl Sandbox<'_> {
                 network: self.create_network("internal", true).await?,
             },
         };
-        let body = sidecar_container_body(proxy, &network, egress);
+        let body = sidecar_container_body(proxy, &network, egress, allowlist_dir);
         let container = self.create_container("proxy", body).await?;
+        if let Ok(mut proxy) = self.proxy.lock() {
+            *proxy = Some(container.clone());
+        }
         if let AgentNetwork::Internal { network } = &network {
             self.engine
                 .connect_network(network, &container, &[PROXY_ALIAS.to_owned()])
@@ -120,6 +129,18 @@ impl Sandbox<'_> {
             None => Err(SandboxError::NoCa {
                 logs: self.engine.logs(&proxy.container).await?,
             }),
+        }
+    }
+
+    /// Has the sidecar, if it runs, read its allowlist again (SIGHUP): its watch of the
+    /// directory sees the launcher replace the copy, except where the engine runs in a VM
+    /// whose file sharing carries no file events.
+    pub(crate) async fn reload_proxy(&self) {
+        let proxy = self.proxy.lock().ok().and_then(|proxy| proxy.clone());
+        if let Some(proxy) = proxy
+            && let Err(error) = self.engine.kill_container(&proxy, "SIGHUP").await
+        {
+            tracing::debug!(error = %crate::report::chain(&error), "cannot signal the proxy");
         }
     }
 
@@ -186,19 +207,16 @@ impl Sandbox<'_> {
 }
 
 /// The sidecar's definition (pure, so its hardening and its inputs are unit-tested): on
-/// the `egress` network, reached by the agent as `network` says, with the allowlist and
-/// the upstream CA mounted read-only, and an open stdin for the grants when there are
-/// secrets.
+/// the `egress` network, reached by the agent as `network` says, with the allowlist's
+/// directory (`allowlist_dir`) and the upstream CA mounted read-only, and an open stdin
+/// for the grants when there are secrets.
 fn sidecar_container_body(
     proxy: &ProxyConfig,
     network: &AgentNetwork,
     egress: String,
+    allowlist_dir: &Path,
 ) -> ContainerCreateBody {
-    let mut mounts = vec![bind(
-        &proxy.allowlist.to_string_lossy(),
-        ALLOWLIST_PATH,
-        true,
-    )];
+    let mut mounts = vec![bind(&allowlist_dir.to_string_lossy(), ALLOWLIST_DIR, true)];
     if let Some(upstream_ca) = &proxy.upstream_ca {
         mounts.push(bind(&upstream_ca.to_string_lossy(), UPSTREAM_CA_PATH, true));
     }
@@ -247,8 +265,12 @@ mod tests {
     use crate::sandbox::secrets::Secret;
 
     fn proxy_config() -> ProxyConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("allow.txt");
+        std::fs::write(&file, "a.example\n").unwrap();
         ProxyConfig {
-            allowlist: "/cfg/allow.txt".into(),
+            allowlist: crate::sandbox::allowlist::Checked::read(&file).unwrap(),
+            move_command: None,
             image: "sidecar:1".into(),
             egress_network: None,
             isolation: Isolation::NoNetwork,
@@ -267,7 +289,12 @@ mod tests {
 
     #[test]
     fn without_secrets_the_sidecar_has_no_stdin_and_no_secret_flags() {
-        let body = sidecar_container_body(&proxy_config(), &relay(), "egress".into());
+        let body = sidecar_container_body(
+            &proxy_config(),
+            &relay(),
+            "egress".into(),
+            Path::new("/copy"),
+        );
         assert_eq!(body.open_stdin, Some(false));
         let cmd = body.cmd.unwrap();
         assert!(
@@ -295,7 +322,7 @@ mod tests {
         let network = AgentNetwork::Internal {
             network: "net".into(),
         };
-        let body = sidecar_container_body(&config, &network, "egress".into());
+        let body = sidecar_container_body(&config, &network, "egress".into(), Path::new("/copy"));
         assert_eq!(
             (body.open_stdin, body.stdin_once, body.attach_stdin),
             (Some(true), Some(true), Some(true))

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Launcher, USER, field, run, stdout};
+use crate::support::{Launcher, chown_to_user, field, run, stdout};
 
 /// The test's git identity and the settings the host-side set-up needs (the
 /// repositories belong to [`USER`], the tests run as root).
@@ -59,17 +59,6 @@ fn script(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-}
-
-/// Hands everything below `dir` to [`USER`].
-fn chown_to_user(dir: &Path) {
-    let status = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{USER}:{USER}"))
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// `label: refused` when `command` fails, `label: done` when it succeeds (shell).

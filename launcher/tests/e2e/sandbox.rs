@@ -36,7 +36,7 @@ impl Launcher {
         child.wait().unwrap()
     }
 
-    /// How many browser hand-off channel directories exist.
+    /// How many browser hand-off channels and allowlist copies exist.
     fn channels(&self) -> usize {
         std::fs::read_dir(&self.runtime).unwrap().count()
     }
@@ -240,8 +240,8 @@ fn sigkill_leftovers_are_removed_by_gc_and_by_the_next_run() {
         assert_eq!(left.len(), 5, "leftovers after SIGKILL: {left:?}");
         assert_eq!(
             launcher.channels(),
-            1,
-            "no browser channel left after SIGKILL"
+            2,
+            "no browser channel and allowlist copy left after SIGKILL"
         );
         let cleaned = match cleaner {
             "gc" => run(launcher.launcher(&["gc"])),
