@@ -1,7 +1,7 @@
-//! Private per-run directories on the host, shared with the agent container through a
-//! bind mount (the browser hand-off channel, the agent's trust files): created 0700, with
-//! a record of the launcher that owns them, removed when dropped, and removed by a later
-//! run when their launcher was killed outright.
+//! Private per-run directories on the host, shared with a container through a bind
+//! mount (the browser hand-off channel, the agent's trust files, the sidecar's copy of
+//! the allowlist): created 0700, with a record of the launcher that owns them, removed
+//! when dropped, and removed by a later run when their launcher was killed outright.
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt as _;
@@ -21,18 +21,21 @@ pub(crate) struct RunDir {
 }
 
 impl RunDir {
-    /// Creates `agent-sandbox-NAME` (mode 0700) under `parent`, with a record of `owner`
-    /// (for [`remove_stale`]).
+    /// Creates [`path`]`(parent, name)` (mode 0700, and `parent` when missing) with a
+    /// record of `owner` (for [`remove_stale`]).
     ///
     /// # Errors
     ///
     /// The directory or the record cannot be created (one of that name exists).
     pub(crate) fn create(parent: &Path, name: &str, owner: &Owner) -> std::io::Result<Self> {
-        let dir = parent.join(format!("{PREFIX}{name}"));
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+        let dir = path(parent, name);
         DirBuilder::new().mode(0o700).create(&dir)?;
         let run_dir = Self { dir };
-        let record = format!("{}\n{}\n{}\n", owner.pid, owner.start, owner.host);
-        std::fs::write(run_dir.dir.join(OWNER_FILE), record)?;
+        std::fs::write(run_dir.dir.join(OWNER_FILE), owner.record())?;
         Ok(run_dir)
     }
 
@@ -55,6 +58,11 @@ impl Drop for RunDir {
     }
 }
 
+/// Where the per-run directory `name` is under `parent`: `agent-sandbox-NAME`.
+pub(crate) fn path(parent: &Path, name: &str) -> PathBuf {
+    parent.join(format!("{PREFIX}{name}"))
+}
+
 /// Removes the per-run directories under `parent` whose launcher is gone and returns how
 /// many. Directories without a readable owner record are left alone.
 pub(crate) fn remove_stale(parent: &Path, running: impl Fn(&Owner) -> bool) -> usize {
@@ -63,12 +71,7 @@ pub(crate) fn remove_stale(parent: &Path, running: impl Fn(&Owner) -> bool) -> u
     };
     let owner_of = |dir: &Path| {
         let record = std::fs::read_to_string(dir.join(OWNER_FILE)).ok()?;
-        let mut lines = record.lines();
-        Some(Owner {
-            pid: lines.next()?.parse().ok()?,
-            start: lines.next()?.to_owned(),
-            host: lines.next()?.to_owned(),
-        })
+        Owner::from_record(&record)
     };
     entries
         .filter_map(Result::ok)
