@@ -171,6 +171,18 @@ pub fn secrets_command() -> Vec<String> {
         .to_vec()
 }
 
+/// The command, run in the agent container with attached streams, that carries one
+/// connection of the launcher's login-callback listener (host loopback `port`) to the
+/// same port on the container's own loopback (IPv4 first, then IPv6).
+pub fn pipe_command(port: u16) -> Vec<String> {
+    vec![
+        PROXY_BINARY.to_owned(),
+        "pipe".to_owned(),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ]
+}
+
 /// The sidecar image's health check: exits 0 once the proxy is ready.
 pub fn healthcheck_command() -> Vec<String> {
     [PROXY_BINARY, "healthcheck"].map(str::to_owned).to_vec()

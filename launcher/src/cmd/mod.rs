@@ -19,9 +19,9 @@ use crate::sandbox::allowlist::copy;
 use crate::sandbox::checkout::CheckoutError;
 use crate::sandbox::config::ConfigError;
 use crate::sandbox::images::ImageError;
-use crate::sandbox::run_dir::{self, RunDir};
 use crate::sandbox::sidecar_image::SidecarImageError;
 use crate::sandbox::{SandboxError, liveness, teardown};
+use crate::terminal::browser;
 
 /// Runs the launcher with `argv` (`argv[0]` included) and returns the status to exit
 /// with: the agent's own, or the launcher's (see [`ExitStatus`]). Errors are reported on
@@ -143,7 +143,7 @@ async fn dispatch(cli: Cli) -> Result<ExitStatus, Error> {
             let engine = Engine::connect().await?;
             let owner = liveness::current_owner();
             let removed = teardown::gc(&engine, &owner.host, None, liveness::is_running).await?;
-            run_dir::remove_stale(&RunDir::default_parent(), liveness::is_running);
+            browser::remove_stale_everywhere(liveness::is_running);
             copy::remove_stale_everywhere(liveness::is_running);
             notice(&format!(
                 "removed the leftovers of {} run(s)",

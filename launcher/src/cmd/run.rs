@@ -27,12 +27,12 @@ use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
 use crate::sandbox::images::{self, ImageState};
 use crate::sandbox::labels::{Owner, Session};
 use crate::sandbox::protect::snapshot::Watch;
-use crate::sandbox::run_dir::{self, RunDir};
 use crate::sandbox::secrets::Grants;
 use crate::sandbox::secrets::trust::Trust;
 use crate::sandbox::sidecar_image;
-use crate::sandbox::{AgentNetwork, Sandbox, liveness, teardown};
-use crate::terminal::browser::{self, Channel, Follower};
+use crate::sandbox::{AgentNetwork, Sandbox, liveness, private_dirs, teardown};
+use crate::terminal::browser::callback::Callbacks;
+use crate::terminal::browser::{self, Channel, HandOff, Rules};
 use crate::terminal::{self, RawMode, stdio};
 
 /// The key sequence that detaches from the container: docker's default (Ctrl-P Ctrl-Q)
@@ -72,16 +72,14 @@ pub(super) async fn sandboxed(
     images?;
     tracing::debug!(phase = "images ready");
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
-    let browser =
-        Channel::create(&RunDir::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
+    let browser = Channel::create_in_private_dir(&session.id, &owner).map_err(Error::Browser)?;
     let config = with_browser_channel(config, &browser);
-    let mut urls = browser.follower().map_err(Error::Browser)?;
     let mut live = match &config.proxy {
         Some(proxy) => Some(
             allowlist::follow(
                 &proxy.allowlist,
                 &config,
-                copy::parents(),
+                private_dirs::parents(),
                 &session.id,
                 &owner,
             )
@@ -91,6 +89,8 @@ pub(super) async fn sandboxed(
     };
     let policy: Option<PolicyInForce> = live.as_ref().map(LiveAllowlist::policy);
     let copy_dir = live.as_ref().map(|live| live.copy().dir());
+    let rules = policy.clone().map_or(Rules::PublicOnly, Rules::Policy);
+    let mut handoff = HandOff::new(browser, rules, Callbacks::new(engine.clone()));
     let secrets = config
         .proxy
         .as_ref()
@@ -98,13 +98,11 @@ pub(super) async fn sandboxed(
     let grants = Grants::generate(secrets).map_err(Error::Random)?;
     let trust = match grants.is_empty() {
         true => None,
-        false => Some(
-            Trust::create(&RunDir::default_parent(), &session.id, &owner)
-                .map_err(Error::TrustDir)?,
-        ),
+        false => Some(Trust::create(&session.id, &owner).map_err(Error::TrustDir)?),
     };
     let (config, trust) = with_secrets(config, &grants, trust);
     let sandbox = Sandbox::new(&engine, &session);
+    let agent = || sandbox.agent_id();
     let watch = Watch::default();
     let outcome = supervise(
         &sandbox,
@@ -118,14 +116,16 @@ pub(super) async fn sandboxed(
             trust.as_ref(),
         ),
         &mut terminations,
-        &mut urls,
+        handoff.follow(agent),
         Followed {
             allowlist: live.as_mut(),
             policy,
         },
     )
     .await;
-    urls.read_lines(browser::open_in_browser);
+    handoff.handle_new(&agent).await;
+    // The login callbacks' listeners close and the channel goes before the containers.
+    drop(handoff);
     tracing::debug!(phase = "run done");
     let mut failures = sandbox.teardown().await;
     match teardown::session_resources(&engine, &session.id).await {
@@ -146,7 +146,7 @@ pub(super) async fn sandboxed(
 /// Removes what earlier runs whose launcher is gone left behind (engine objects and
 /// browser channels); failures are logged, they do not stop this run.
 async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
-    run_dir::remove_stale(&RunDir::default_parent(), liveness::is_running);
+    browser::remove_stale_everywhere(liveness::is_running);
     copy::remove_stale_everywhere(liveness::is_running);
     match teardown::gc(engine, &owner.host, Some(session), liveness::is_running).await {
         Ok(removed) if !removed.is_empty() => {
@@ -162,20 +162,19 @@ async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
     }
 }
 
-/// `config` with the browser hand-off channel mounted and announced to the image's shim.
+/// `config` with the browser hand-off channel's file mounted (alone) and announced to
+/// the image's shim.
 fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> SandboxConfig {
     config.mounts.push(ResolvedMount {
-        source: channel.dir().to_owned(),
-        target: browser::CONTAINER_DIR.to_owned(),
+        source: channel.file_path(),
+        target: browser::CONTAINER_FILE.to_owned(),
         read_only: false,
         missing: Missing::Skip,
         code: Vec::new(),
     });
-    config.env.push(format!(
-        "{}={}/urls",
-        browser::ENV_VAR,
-        browser::CONTAINER_DIR
-    ));
+    config
+        .env
+        .push(format!("{}={}", browser::ENV_VAR, browser::CONTAINER_FILE));
     config
 }
 
@@ -224,30 +223,30 @@ async fn policy_changed(policy: &mut Option<PolicyInForce>) {
     }
 }
 
-/// Drives `run` to its end while opening the URLs the container hands over, following
-/// the allowlist (the sidecar reloads on every new policy) and handling signals. The
-/// first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
+/// Drives `run` to its end while `handoff` opens the URLs the container hands over,
+/// following the allowlist (the sidecar reloads on every new policy) and handling
+/// signals. The first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
 /// while its output is still relayed (as `docker run` does); a second signal, the grace
 /// running out, or a signal before the agent exists ends the run at once.
 async fn supervise(
     sandbox: &Sandbox<'_>,
     run: impl Future<Output = Result<ExitStatus, Error>>,
     terminations: &mut Terminations,
-    urls: &mut Follower,
+    handoff: impl Future<Output = ()>,
     followed: Followed<'_>,
 ) -> Result<ExitStatus, Error> {
     let Followed {
         mut allowlist,
         mut policy,
     } = followed;
-    tokio::pin!(run);
+    tokio::pin!(run, handoff);
     let mut signalled: Option<i32> = None;
     let grace = tokio::time::sleep(Duration::MAX);
     tokio::pin!(grace);
     loop {
         tokio::select! {
             result = &mut run => return result,
-            () = urls.follow(browser::open_in_browser) => {}
+            () = &mut handoff => {}
             message = next_change(&mut allowlist) => notice(&message),
             () = policy_changed(&mut policy) => sandbox.reload_proxy().await,
             number = terminations.recv() => {
@@ -290,6 +289,19 @@ async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), E
     Ok(())
 }
 
+/// Without the proxy, the tools volume for login callbacks when the sidecar image is
+/// here; a run goes on without it (callbacks then cannot reach the sandbox).
+async fn tools(sandbox: &Sandbox<'_>, config: &SandboxConfig) -> Option<String> {
+    let image = config.sidecar_image.name();
+    match sandbox.create_tools(&image).await {
+        Ok(tools) => tools,
+        Err(error) => {
+            tracing::warn!(error = %chain(&error), "no tools volume: login callbacks cannot be forwarded");
+            None
+        }
+    }
+}
+
 /// Sets the sandbox up and runs the command, with `watch` taken just before the agent
 /// starts and reported just after it exits, the sidecar handed `grants` and the agent
 /// given `trust` in its CA; the caller tears it down. In proxy mode the sidecar mounts
@@ -303,7 +315,7 @@ async fn run_in(
     grants: &Grants,
     trust: Option<&Trust>,
 ) -> Result<ExitStatus, Error> {
-    let (proxy, network) = match (&config.proxy, allowlist_dir) {
+    let (proxy, network, tools) = match (&config.proxy, allowlist_dir) {
         (Some(proxy), Some(allowlist_dir)) => {
             for warning in &proxy.warnings {
                 notice(&format!("warning: {warning}"));
@@ -315,22 +327,23 @@ async fn run_in(
                 );
             }
             let proxy = sandbox.create_proxy(proxy, allowlist_dir).await?;
-            let network = proxy.network.clone();
-            (Some(proxy), network)
+            let (network, tools) = (proxy.network.clone(), Some(proxy.tools.clone()));
+            (Some(proxy), network, tools)
         }
         _ if config.network == Network::Host => {
             notice(
                 "warning: --network host: unrestricted egress, and the agent reaches every service on the \
                  host's 127.0.0.1 and its abstract Unix sockets",
             );
-            (None, AgentNetwork::Host)
+            (None, AgentNetwork::Host, tools(sandbox, config).await)
         }
         _ => {
             notice(
                 "network egress is unrestricted (a network of its own, not the host's); use --proxy to \
                  restrict it to an allowlist",
             );
-            (None, sandbox.create_agent_network().await?)
+            let network = sandbox.create_agent_network().await?;
+            (None, network, tools(sandbox, config).await)
         }
     };
     let tty = terminal::is_interactive();
@@ -338,7 +351,7 @@ async fn run_in(
     // sidecar is ready.
     let create_agent = async {
         let image = engine.image_command(config.image.name()).await?;
-        let agent = sandbox.create_agent_container(config, &network, &image, tty);
+        let agent = sandbox.create_agent_container(config, &network, tools.as_deref(), &image, tty);
         Ok::<_, Error>((agent.await?, image.env))
     };
     let agent = match &proxy {

@@ -20,11 +20,9 @@ pub(crate) enum AgentNetwork {
     Bridge { network: String },
     /// The host's network (no proxy, `--network host`).
     Host,
-    /// No network; the relay as PID 1 reaches the proxy through the shared volumes.
-    Relay {
-        run_volume: String,
-        bin_volume: String,
-    },
+    /// No network; the relay as PID 1 (from the tools volume) reaches the proxy through
+    /// the shared run volume.
+    Relay { run_volume: String },
     /// The per-run internal network, where the sidecar has the alias `proxy`.
     Internal { network: String },
 }
@@ -41,7 +39,9 @@ impl Sandbox<'_> {
     }
 
     /// Creates (does not start) the agent container for `config`, reaching the network
-    /// as `network` says; `image` is the image's own command, which the relay wraps.
+    /// as `network` says, with the `sandbox-proxy` binary of the `tools` volume (the
+    /// relay, the login callbacks' pipe) when there is one; `image` is the image's own
+    /// command, which the relay wraps.
     ///
     /// # Errors
     ///
@@ -50,6 +50,7 @@ impl Sandbox<'_> {
         &self,
         config: &SandboxConfig,
         network: &AgentNetwork,
+        tools: Option<&str>,
         image: &ImageCommand,
         tty: bool,
     ) -> Result<String, SandboxError> {
@@ -76,7 +77,7 @@ impl Sandbox<'_> {
             }
             other => other.bytes(0),
         };
-        let body = agent_container_body(config, network, image, tty, memory);
+        let body = agent_container_body(config, network, tools, image, tty, memory);
         let id = self.create_container("agent", body).await?;
         if let Ok(mut agent) = self.agent.lock() {
             *agent = Some(id.clone());
@@ -139,11 +140,12 @@ pub(crate) fn proxy_environment(host: &str, port: u16) -> Vec<String> {
 }
 
 /// The agent container's definition (pure, so its hardening is unit-tested). Its stdin is
-/// open (closed when the launcher's input ends); `tty` gives it a terminal.
-/// `memory` is the memory limit in bytes, if any.
+/// open (closed when the launcher's input ends); `tty` gives it a terminal; `tools` is
+/// mounted read-only at [`BIN_DIR`]. `memory` is the memory limit in bytes, if any.
 pub(crate) fn agent_container_body(
     config: &SandboxConfig,
     network: &AgentNetwork,
+    tools: Option<&str>,
     image: &ImageCommand,
     tty: bool,
     memory: Option<u64>,
@@ -152,15 +154,12 @@ pub(crate) fn agent_container_body(
     let mut mounts = agent_mounts(config);
     let mut env = config.env.clone();
     let mut entrypoint = None;
+    mounts.extend(tools.map(|tools| volume(tools, BIN_DIR, true)));
     let (network_mode, init) = match network {
         AgentNetwork::Bridge { network } => (network.clone(), true),
         AgentNetwork::Host => ("host".to_owned(), true),
-        AgentNetwork::Relay {
-            run_volume,
-            bin_volume,
-        } => {
+        AgentNetwork::Relay { run_volume } => {
             mounts.push(volume(run_volume, RUN_DIR, true));
-            mounts.push(volume(bin_volume, BIN_DIR, true));
             env.extend(proxy_environment("127.0.0.1", PROXY_PORT));
             entrypoint = Some(protocol::relay_entrypoint(&image.entrypoint));
             // The relay is PID 1: it reaps zombies and forwards signals itself.
@@ -244,6 +243,7 @@ mod tests {
             &AgentNetwork::Bridge {
                 network: "net".into(),
             },
+            None,
             &image(),
             true,
             None,
@@ -331,6 +331,7 @@ mod tests {
         let host = agent_container_body(
             &config(args),
             &AgentNetwork::Host,
+            None,
             &image(),
             false,
             Some(512 << 20),
@@ -349,10 +350,15 @@ mod tests {
     fn relay_mode_has_no_network_and_wraps_the_image_entrypoint() {
         let network = AgentNetwork::Relay {
             run_volume: "run".into(),
-            bin_volume: "bin".into(),
         };
-        let body =
-            agent_container_body(&config(Options::default()), &network, &image(), false, None);
+        let body = agent_container_body(
+            &config(Options::default()),
+            &network,
+            Some("bin"),
+            &image(),
+            false,
+            None,
+        );
         let entrypoint = body.entrypoint.unwrap();
         assert_eq!(entrypoint[..2], [protocol::PROXY_BINARY, "relay"]);
         assert_eq!(
@@ -392,8 +398,14 @@ mod tests {
         let network = AgentNetwork::Internal {
             network: "net".into(),
         };
-        let body =
-            agent_container_body(&config(Options::default()), &network, &image(), false, None);
+        let body = agent_container_body(
+            &config(Options::default()),
+            &network,
+            None,
+            &image(),
+            false,
+            None,
+        );
         assert!(
             body.env
                 .unwrap()

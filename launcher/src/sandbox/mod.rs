@@ -12,8 +12,8 @@ pub(crate) mod denied;
 pub mod images;
 pub(crate) mod labels;
 pub(crate) mod liveness;
+pub(crate) mod private_dirs;
 pub(crate) mod protect;
-pub(crate) mod run_dir;
 pub(crate) mod secrets;
 mod sidecar;
 pub(crate) mod sidecar_image;
@@ -91,6 +91,11 @@ impl<'a> Sandbox<'a> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(resource);
+    }
+
+    /// The agent container's id, once it exists.
+    pub(crate) fn agent_id(&self) -> Option<String> {
+        self.agent.lock().ok().and_then(|agent| agent.clone())
     }
 
     /// Whether the agent container exists yet.

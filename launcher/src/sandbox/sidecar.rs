@@ -6,7 +6,9 @@
 //! `--egress-network`), listens on a Unix socket in a per-run volume shared with the
 //! agent; inside the agent container `sandbox-proxy relay` (PID 1, shipped in a volume
 //! populated from the sidecar image) listens on 127.0.0.1:8888 and forwards to it. No
-//! DNS, no other container and no host service is reachable from the agent.
+//! DNS, no other container and no host service is reachable from the agent. The same
+//! tools volume carries the login callbacks' `sandbox-proxy pipe` in every mode
+//! ([`Sandbox::create_tools`] without the proxy).
 //!
 //! Secrets: the sidecar is created with an open stdin, attached before it starts; the
 //! launcher writes the grants (values included) there and closes it, so the values are
@@ -17,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount};
 use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt as _;
 
@@ -29,11 +31,15 @@ use super::secrets::summary::SecretsUse;
 use super::{Sandbox, SandboxError, bind, hardened, volume};
 use crate::engine::{EngineError, Output};
 use crate::options::Isolation;
+use crate::options::image_ref::VERSION;
+use crate::sandbox::sidecar_image::VERSION_LABEL;
 use sandbox_policy::protocol::{
     self, ALLOWLIST_DIR, BIN_DIR, ListenAddr, PROXY_PORT, READY_LINE, RUN_DIR, SidecarOptions,
     UPSTREAM_CA_PATH,
 };
 
+/// The role of the volume holding the sidecar image's binary directory.
+const TOOLS_ROLE: &str = "bin";
 /// The sidecar's network alias on the internal network (`--isolation internal-network`).
 pub(super) const PROXY_ALIAS: &str = "proxy";
 /// How long the sidecar may take to become ready.
@@ -52,6 +58,8 @@ const PROXY_NANO_CPUS: i64 = 1_000_000_000;
 pub(crate) struct Proxy {
     pub(crate) container: String,
     pub(crate) network: AgentNetwork,
+    /// The volume holding the sidecar image's `sandbox-proxy` (see [`Sandbox::create_tools`]).
+    pub(crate) tools: String,
 }
 
 impl Sandbox<'_> {
@@ -72,16 +80,34 @@ impl Sandbox<'_> {
             Some(network) => network.clone(),
             None => self.create_network("egress", false).await?,
         };
-        let network = match proxy.isolation {
-            Isolation::NoNetwork => AgentNetwork::Relay {
-                run_volume: self.create_volume("run").await?,
-                bin_volume: self.create_volume("bin").await?,
-            },
-            Isolation::InternalNetwork => AgentNetwork::Internal {
-                network: self.create_network("internal", true).await?,
-            },
+        let tools = self.create_volume(TOOLS_ROLE).await?;
+        let (network, mut listen) = match proxy.isolation {
+            Isolation::NoNetwork => {
+                let run_volume = self.create_volume("run").await?;
+                (AgentNetwork::Relay { run_volume }, Vec::new())
+            }
+            Isolation::InternalNetwork => {
+                let network = self.create_network("internal", true).await?;
+                (
+                    AgentNetwork::Internal { network },
+                    vec![ListenAddr::Tcp(SocketAddr::from((
+                        Ipv4Addr::UNSPECIFIED,
+                        PROXY_PORT,
+                    )))],
+                )
+            }
         };
-        let body = sidecar_container_body(proxy, &network, egress, allowlist_dir);
+        // The sidecar's image fills the tools volume (the engine copies the image's
+        // files into an empty volume mounted over them).
+        let mut mounts = vec![
+            bind(&allowlist_dir.to_string_lossy(), ALLOWLIST_DIR, true),
+            volume(&tools, BIN_DIR, false),
+        ];
+        if let AgentNetwork::Relay { run_volume } = &network {
+            mounts.push(volume(run_volume, RUN_DIR, false));
+            listen.insert(0, ListenAddr::socket());
+        }
+        let body = sidecar_body(proxy, &listen, mounts, egress);
         let container = self.create_container("proxy", body).await?;
         if let Ok(mut proxy) = self.proxy.lock() {
             *proxy = Some(container.clone());
@@ -92,7 +118,44 @@ impl Sandbox<'_> {
                 .await?;
         }
         tracing::debug!(phase = "proxy created");
-        Ok(Proxy { container, network })
+        Ok(Proxy {
+            container,
+            network,
+            tools,
+        })
+    }
+
+    /// Without the proxy: a volume holding `sandbox-proxy` (the login callbacks' pipe),
+    /// filled by a container of the sidecar `image` that only prints its version, when
+    /// that image is here, of this launcher's version (nothing is pulled or built for
+    /// it); `None` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// The engine fails.
+    pub(crate) async fn create_tools(&self, image: &str) -> Result<Option<String>, SandboxError> {
+        let labels = self.engine.image_labels(image).await?;
+        if labels
+            .and_then(|labels| labels.get(VERSION_LABEL).cloned())
+            .as_deref()
+            != Some(VERSION)
+        {
+            return Ok(None);
+        }
+        let tools = self.create_volume(TOOLS_ROLE).await?;
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            cmd: Some(vec!["--version".to_owned()]),
+            host_config: Some(sidecar_host(
+                "none".to_owned(),
+                vec![volume(&tools, BIN_DIR, false)],
+            )),
+            ..ContainerCreateBody::default()
+        };
+        let container = self.create_container("tools", body).await?;
+        self.engine.start_container(&container).await?;
+        self.engine.wait_exit(&container).await?;
+        Ok(Some(tools))
     }
 
     /// Starts the proxy sidecar, hands it the `grants` (when there are any) and waits
@@ -206,56 +269,45 @@ impl Sandbox<'_> {
     }
 }
 
-/// The sidecar's definition (pure, so its hardening and its inputs are unit-tested): on
-/// the `egress` network, reached by the agent as `network` says, with the allowlist's
-/// directory (`allowlist_dir`) and the upstream CA mounted read-only, and an open stdin
-/// for the grants when there are secrets.
-fn sidecar_container_body(
+/// The sidecar's definition (pure, so what secrets change in it is unit-tested):
+/// listening on `listen`, with `mounts` plus the upstream CA read-only, on `egress`, and
+/// an open one-shot stdin for the grants when there are secrets.
+fn sidecar_body(
     proxy: &ProxyConfig,
-    network: &AgentNetwork,
+    listen: &[ListenAddr],
+    mut mounts: Vec<Mount>,
     egress: String,
-    allowlist_dir: &Path,
 ) -> ContainerCreateBody {
-    let mut mounts = vec![bind(&allowlist_dir.to_string_lossy(), ALLOWLIST_DIR, true)];
     if let Some(upstream_ca) = &proxy.upstream_ca {
         mounts.push(bind(&upstream_ca.to_string_lossy(), UPSTREAM_CA_PATH, true));
     }
-    let listen = match network {
-        AgentNetwork::Relay {
-            run_volume,
-            bin_volume,
-        } => {
-            mounts.push(volume(run_volume, RUN_DIR, false));
-            mounts.push(volume(bin_volume, BIN_DIR, false));
-            vec![ListenAddr::socket()]
-        }
-        _ => vec![ListenAddr::Tcp(SocketAddr::from((
-            Ipv4Addr::UNSPECIFIED,
-            PROXY_PORT,
-        )))],
-    };
     let options = SidecarOptions {
         secrets_stdin: !proxy.secrets.is_empty(),
         upstream_ca: proxy.upstream_ca.is_some(),
     };
     ContainerCreateBody {
         image: Some(proxy.image.clone()),
-        cmd: Some(protocol::sidecar_args(&listen, options)),
+        cmd: Some(protocol::sidecar_args(listen, options)),
         // The grants arrive on stdin, which closes after the launcher's one write.
         open_stdin: Some(options.secrets_stdin),
         stdin_once: Some(options.secrets_stdin),
         attach_stdin: Some(options.secrets_stdin),
-        host_config: Some(HostConfig {
-            network_mode: Some(egress),
-            mounts: Some(mounts),
-            readonly_rootfs: Some(true),
-            memory: Some(PROXY_MEMORY),
-            memory_swap: Some(PROXY_MEMORY),
-            pids_limit: Some(PROXY_PIDS),
-            nano_cpus: Some(PROXY_NANO_CPUS),
-            ..hardened()
-        }),
+        host_config: Some(sidecar_host(egress, mounts)),
         ..ContainerCreateBody::default()
+    }
+}
+
+/// A container of the sidecar image: hardened, read-only, limited, on `network`.
+fn sidecar_host(network: String, mounts: Vec<Mount>) -> HostConfig {
+    HostConfig {
+        network_mode: Some(network),
+        mounts: Some(mounts),
+        readonly_rootfs: Some(true),
+        memory: Some(PROXY_MEMORY),
+        memory_swap: Some(PROXY_MEMORY),
+        pids_limit: Some(PROXY_PIDS),
+        nano_cpus: Some(PROXY_NANO_CPUS),
+        ..hardened()
     }
 }
 
@@ -280,32 +332,20 @@ mod tests {
         }
     }
 
-    fn relay() -> AgentNetwork {
-        AgentNetwork::Relay {
-            run_volume: "run".into(),
-            bin_volume: "bin".into(),
-        }
+    fn body(config: &ProxyConfig) -> ContainerCreateBody {
+        sidecar_body(config, &[ListenAddr::socket()], Vec::new(), "egress".into())
     }
 
     #[test]
     fn without_secrets_the_sidecar_has_no_stdin_and_no_secret_flags() {
-        let body = sidecar_container_body(
-            &proxy_config(),
-            &relay(),
-            "egress".into(),
-            Path::new("/copy"),
-        );
+        let body = body(&proxy_config());
         assert_eq!(body.open_stdin, Some(false));
         let cmd = body.cmd.unwrap();
         assert!(
             !cmd.iter()
                 .any(|a| a == "--secrets-stdin" || a == "--upstream-ca")
         );
-        assert!(cmd.contains(&format!("unix:{}", protocol::SOCKET)));
-        let host = body.host_config.unwrap();
-        assert_eq!(host.readonly_rootfs, Some(true));
-        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
-        assert_eq!(host.mounts.unwrap().len(), 3);
+        assert!(body.host_config.unwrap().mounts.unwrap().is_empty());
     }
 
     #[test]
@@ -319,10 +359,7 @@ mod tests {
             upstream_ca: Some("/cfg/ca.pem".into()),
             ..proxy_config()
         };
-        let network = AgentNetwork::Internal {
-            network: "net".into(),
-        };
-        let body = sidecar_container_body(&config, &network, "egress".into(), Path::new("/copy"));
+        let body = body(&config);
         assert_eq!(
             (body.open_stdin, body.stdin_once, body.attach_stdin),
             (Some(true), Some(true), Some(true))
@@ -332,7 +369,9 @@ mod tests {
         assert!(cmd.contains(&UPSTREAM_CA_PATH.to_owned()), "{cmd:?}");
         // The value is in neither the definition nor the command line.
         assert!(!format!("{cmd:?}{:?}{:?}", body.env, body.labels).contains("value-a"));
-        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let host = body.host_config.unwrap();
+        assert_eq!(host.readonly_rootfs, Some(true));
+        let mounts = host.mounts.unwrap();
         let ca = mounts
             .iter()
             .find(|m| m.target.as_deref() == Some(UPSTREAM_CA_PATH))

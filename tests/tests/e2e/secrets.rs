@@ -133,12 +133,13 @@ fn pi_works_with_its_key_kept_outside_and_the_key_goes_nowhere_else() {
     );
     launcher.env(KEY_VAR, &real);
     let work = pi.work_dir().to_owned();
-    let earlier_trust = trust_dirs();
+    let home = pi.agent_dir().join("../..");
+    let earlier_trust = trust_dirs(&home);
     let (mut engine_view, mut trust) = (None, None);
     let run = run_watched(as_user(&launcher, USER), RUN_TIMEOUT, || {
         if engine_view.is_none() && work.join(CHECKS_DONE).exists() {
             engine_view = Some(engine_view_of_the_sandbox(scope.id()));
-            let mut new = trust_dirs();
+            let mut new = trust_dirs(&home);
             new.retain(|dir| !earlier_trust.contains(dir));
             trust = new.pop().map(|dir| {
                 let ca = read(&dir.join("ca.pem"));
@@ -218,14 +219,21 @@ fn pi_works_with_its_key_kept_outside_and_the_key_goes_nowhere_else() {
     assert!(!dir.exists(), "{} was left behind", dir.display());
 }
 
-/// The agent trust directories where the launcher puts them: in `XDG_RUNTIME_DIR`, else
-/// in the temporary directory.
-fn trust_dirs() -> Vec<PathBuf> {
-    let parent = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map_or_else(std::env::temp_dir, PathBuf::from);
-    std::fs::read_dir(parent)
-        .unwrap()
+/// The agent trust directories wherever the launcher may put them for a user whose home
+/// is `home`: `XDG_RUNTIME_DIR`, the cache directory, the temporary directory.
+fn trust_dirs(home: &Path) -> Vec<PathBuf> {
+    let env_dir = |name: &str| {
+        std::env::var_os(name)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+    };
+    let cache = env_dir("XDG_CACHE_HOME").unwrap_or_else(|| home.join(".cache"));
+    let parents = env_dir("XDG_RUNTIME_DIR")
+        .into_iter()
+        .chain([cache.join("agent-sandbox"), std::env::temp_dir()]);
+    parents
+        .filter_map(|parent| std::fs::read_dir(parent).ok())
+        .flatten()
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| {
             let name = path.file_name().unwrap_or_default().to_string_lossy();

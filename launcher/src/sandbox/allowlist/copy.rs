@@ -1,9 +1,10 @@
 //! The per-run copy of the allowlist that the sidecar reads: the sidecar never sees the
-//! user's file. A private per-run directory of the launcher's ([`RunDir`], named after
-//! the session) holds the directory the sidecar mounts read-only at
-//! [`protocol::ALLOWLIST_DIR`]; the copy is replaced by writing a temporary file next to
-//! it and renaming it over, so the proxy, which watches the directory, never reads half a
-//! file. Removed when dropped, or by [`remove_stale_everywhere`] once its launcher is gone.
+//! user's file. A private directory of the launcher's (0700, named after the session,
+//! holding a record of the launcher that owns it) holds the directory the sidecar
+//! mounts read-only at [`protocol::ALLOWLIST_DIR`]; the copy is replaced by writing a
+//! temporary file next to it and renaming it over, so the proxy, which watches the
+//! directory, never reads half a file. Removed when dropped, or by [`remove_stale`]
+//! once its launcher is gone.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{self, Write as _};
@@ -13,10 +14,12 @@ use std::path::{Path, PathBuf};
 use sandbox_policy::protocol;
 
 use crate::sandbox::labels::Owner;
-use crate::sandbox::run_dir::{self, RunDir};
+use crate::sandbox::private_dirs::parents;
 
 /// The private directories' name prefix (the session id follows).
-const PREFIX: &str = "policy-";
+const PREFIX: &str = "agent-sandbox-policy-";
+/// The file in a private directory naming the launcher that owns it.
+const OWNER_FILE: &str = "owner";
 /// The directory the sidecar mounts, inside the private one. Readable by the sidecar's
 /// own user (the private directory above it is not, but a bind mount does not pass
 /// through it).
@@ -27,7 +30,7 @@ const TEMPORARY: &str = ".allowed_domains.txt.new";
 /// A run's copy of the allowlist.
 #[derive(Debug)]
 pub(crate) struct PolicyCopy {
-    private: RunDir,
+    private: PathBuf,
 }
 
 impl PolicyCopy {
@@ -43,8 +46,14 @@ impl PolicyCopy {
         owner: &Owner,
         text: &str,
     ) -> io::Result<Self> {
-        let private = RunDir::create(parent, &format!("{PREFIX}{session}"), owner)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+        let private = parent.join(format!("{PREFIX}{session}"));
+        DirBuilder::new().mode(0o700).create(&private)?;
         let copy = Self { private };
+        std::fs::write(copy.private.join(OWNER_FILE), owner.record())?;
         DirBuilder::new().mode(0o755).create(copy.dir())?;
         copy.replace(text)?;
         Ok(copy)
@@ -52,12 +61,12 @@ impl PolicyCopy {
 
     /// The directory to mount read-only at [`protocol::ALLOWLIST_DIR`].
     pub(crate) fn dir(&self) -> PathBuf {
-        self.private.path().join(SHARED_DIR)
+        self.private.join(SHARED_DIR)
     }
 
     /// The private directory (to check that no agent mount reaches it).
     pub(crate) fn private_dir(&self) -> &Path {
-        self.private.path()
+        &self.private
     }
 
     /// Replaces the copy with `text` at once: written to a temporary file, flushed, then
@@ -80,40 +89,48 @@ impl PolicyCopy {
     }
 }
 
-/// Where copies may go, in order of preference: `$XDG_RUNTIME_DIR` (private to the user,
-/// in memory), the launcher's cache directory (under the home directory, which every
-/// engine in a VM shares), the temporary directory. A run takes the first that no mount
-/// of its agent container reaches.
-pub(crate) fn parents() -> Vec<PathBuf> {
-    use etcetera::BaseStrategy as _;
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from);
-    let cache = etcetera::choose_base_strategy()
-        .ok()
-        .map(|strategy| strategy.cache_dir().join("agent-sandbox"));
-    runtime
-        .into_iter()
-        .chain(cache)
-        .chain([std::env::temp_dir()])
-        .collect()
+impl Drop for PolicyCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.private);
+    }
 }
 
 /// Removes `session`'s copy wherever it is (from the panic hook, where nothing is
 /// dropped in a release build).
 pub(crate) fn remove_session(session: &str) {
     for parent in parents() {
-        let _ = std::fs::remove_dir_all(run_dir::path(&parent, &format!("{PREFIX}{session}")));
+        let _ = std::fs::remove_dir_all(parent.join(format!("{PREFIX}{session}")));
     }
 }
 
-/// Removes the copies (and the other per-run directories) of launchers that are gone
-/// from every one of [`parents`]; returns how many.
+/// Removes the copies of launchers that are gone from every one of the private directories' [`parents`]; returns
+/// how many.
 pub(crate) fn remove_stale_everywhere(running: impl Fn(&Owner) -> bool) -> usize {
     parents()
         .iter()
-        .map(|parent| run_dir::remove_stale(parent, &running))
+        .map(|parent| remove_stale(parent, &running))
         .sum()
+}
+
+/// Removes the copies under `parent` whose launcher is gone (a launcher killed outright
+/// cannot remove its own) and returns how many. Directories without a readable owner
+/// record are left alone.
+pub(crate) fn remove_stale(parent: &Path, running: impl Fn(&Owner) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(PREFIX))
+        .map(|entry| entry.path())
+        .filter(|dir| {
+            std::fs::read_to_string(dir.join(OWNER_FILE))
+                .ok()
+                .and_then(|record| Owner::from_record(&record))
+                .is_some_and(|owner| !running(&owner))
+        })
+        .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
+        .count()
 }
 
 #[cfg(test)]
@@ -165,9 +182,9 @@ mod tests {
         let gone = PolicyCopy::create(parent.path(), "dead", &owner(2), "").unwrap();
         let gone_dir = gone.private_dir().to_owned();
         std::mem::forget(gone); // as if its launcher had been killed
-        let unowned = run_dir::path(parent.path(), &format!("{PREFIX}unowned"));
+        let unowned = parent.path().join(format!("{PREFIX}unowned"));
         std::fs::create_dir(&unowned).unwrap();
-        assert_eq!(run_dir::remove_stale(parent.path(), |o| o.pid == 1), 1);
+        assert_eq!(remove_stale(parent.path(), |o| o.pid == 1), 1);
         assert!(!gone_dir.exists() && keep.private_dir().exists() && unowned.exists());
     }
 }

@@ -26,7 +26,7 @@ use copy::PolicyCopy;
 use follow::LiveAllowlist;
 
 /// Copies `checked` for the sidecar into a private directory under the first of
-/// `parents` (see [`copy::parents`]) that no mount of `config`'s agent container reaches,
+/// `parents` (see [`private_dirs::parents`](crate::sandbox::private_dirs::parents)) that no mount of `config`'s agent container reaches,
 /// and follows the user's file from now on.
 ///
 /// # Errors

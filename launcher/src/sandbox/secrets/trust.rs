@@ -1,17 +1,21 @@
 //! Trust for the sidecar's per-run CA inside the agent container, without discarding
-//! the trust the image or the user configured. A private per-run host directory
-//! ([`RunDir`]), mounted read-only at [`CONTAINER_DIR`], holds the CA certificate, a
+//! the trust the image or the user configured. A private per-run host directory (0700,
+//! in the first of [`private_dirs::parents`] that takes it, with the owner record the
+//! browser channel's stale-directory sweep reads; removed when dropped), mounted
+//! read-only at [`CONTAINER_DIR`], holds the CA certificate, a
 //! bundle (the file an existing `SSL_CERT_FILE` names, else the image's system bundle,
 //! plus the CA) and Node.js's extra certificates (an existing `NODE_EXTRA_CA_CERTS` file
 //! plus the CA); the variables clients read point there. Certificates are public: only
 //! the CA's key, which never leaves the sidecar, matters.
 
-use std::path::Path;
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
 
 use super::super::{Sandbox, SandboxError};
 use crate::options::profile::{Missing, ResolvedMount};
 use crate::sandbox::labels::Owner;
-use crate::sandbox::run_dir::RunDir;
+use crate::sandbox::private_dirs;
 
 /// Where the trust directory is mounted in the agent container.
 pub(crate) const CONTAINER_DIR: &str = "/run/agent-sandbox/trust";
@@ -40,23 +44,55 @@ const SYSTEM_BUNDLES: [&str; 4] = [
     "/etc/ssl/cert.pem",
 ];
 
+/// The file in the directory naming the launcher that owns it (as in the browser
+/// channel's directories, whose sweep removes those of launchers that are gone).
+const OWNER_FILE: &str = "owner";
+
 /// The agent's trust files of one run; the directory is removed when this is dropped.
 #[derive(Debug)]
 pub(crate) struct Trust {
-    dir: RunDir,
+    dir: PathBuf,
     /// The values the agent's environment had for the variables pointed here.
     replaced: Vec<(String, String)>,
 }
 
 impl Trust {
-    /// Creates the (empty) trust directory of session `session` under `parent`.
+    /// Creates the (empty) trust directory of `session` in the first private parent
+    /// that takes it.
     ///
     /// # Errors
     ///
-    /// The directory cannot be created.
-    pub(crate) fn create(parent: &Path, session: &str, owner: &Owner) -> std::io::Result<Self> {
+    /// No parent takes it (the last failure).
+    pub(crate) fn create(session: &str, owner: &Owner) -> std::io::Result<Self> {
+        let mut failure = std::io::Error::other("no directory for the launcher's private files");
+        for parent in private_dirs::parents() {
+            match Self::create_in(&parent, session, owner) {
+                Ok(trust) => return Ok(trust),
+                Err(error) => failure = error,
+            }
+        }
+        Err(failure)
+    }
+
+    /// Creates `agent-sandbox-SESSION-trust` (0700) under `parent` with the owner record,
+    /// complete when it appears (made under a hidden name, then renamed): the sweep of
+    /// stale per-run directories removes those without a record.
+    fn create_in(parent: &Path, session: &str, owner: &Owner) -> std::io::Result<Self> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+        let name = format!("agent-sandbox-{session}-trust");
+        let building = parent.join(format!(".{name}"));
+        DirBuilder::new().mode(0o700).create(&building)?;
+        let made = std::fs::write(building.join(OWNER_FILE), owner.record())
+            .and_then(|()| std::fs::rename(&building, parent.join(&name)));
+        if let Err(error) = made {
+            let _ = std::fs::remove_dir_all(&building);
+            return Err(error);
+        }
         Ok(Self {
-            dir: RunDir::create(parent, &format!("{session}-trust"), owner)?,
+            dir: parent.join(name),
             replaced: Vec::new(),
         })
     }
@@ -83,7 +119,7 @@ impl Trust {
     /// The read-only mount of the trust directory.
     pub(crate) fn mount(&self) -> ResolvedMount {
         ResolvedMount {
-            source: self.dir.path().to_owned(),
+            source: self.dir.clone(),
             target: CONTAINER_DIR.to_owned(),
             read_only: true,
             missing: Missing::Skip,
@@ -116,10 +152,16 @@ impl Trust {
         bundle: Option<&[u8]>,
         node_extra: Option<&[u8]>,
     ) -> std::io::Result<()> {
-        let dir = self.dir.path();
+        let dir = &self.dir;
         std::fs::write(dir.join(CA_FILE), ca)?;
         std::fs::write(dir.join(BUNDLE_FILE), extended(bundle, ca))?;
         std::fs::write(dir.join(NODE_FILE), extended(node_extra, ca))
+    }
+}
+
+impl Drop for Trust {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -173,7 +215,7 @@ mod tests {
     use super::*;
 
     fn trust(parent: &Path) -> Trust {
-        Trust::create(parent, "s1", &crate::sandbox::liveness::current_owner()).unwrap()
+        Trust::create_in(parent, "s1", &crate::sandbox::liveness::current_owner()).unwrap()
     }
 
     #[test]
@@ -237,11 +279,15 @@ mod tests {
         let trust = trust(parent.path());
         let ca = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n";
         trust.write(ca, Some(b"SYSTEM"), None).unwrap();
-        let read = |file: &str| std::fs::read_to_string(trust.dir.path().join(file)).unwrap();
+        let read = |file: &str| std::fs::read_to_string(trust.dir.join(file)).unwrap();
         assert_eq!(read(CA_FILE), ca);
         assert_eq!(read(BUNDLE_FILE), format!("SYSTEM\n{ca}"));
         assert_eq!(read(NODE_FILE), ca);
-        let dir = trust.dir.path().to_owned();
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&trust.dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(trust.dir.ends_with("agent-sandbox-s1-trust"));
+        let dir = trust.dir.clone();
         drop(trust);
         assert!(!dir.exists());
     }
