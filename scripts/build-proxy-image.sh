@@ -72,6 +72,10 @@ build_on_host() {
   install Rust's standard library for $target (with rustup: rustup target add $target),
   or build in the engine instead: $0 --builder docker (pulls the Rust builder image)"
   fi
+  # ring (TLS crypto) compiles C for the musl target: musl-gcc, or a cross compiler.
+  command -v musl-gcc >/dev/null || command -v "$arch-linux-musl-gcc" >/dev/null \
+    || die "no C compiler for $target: install musl-tools (Debian, Ubuntu: it provides
+  musl-gcc), or build in the engine instead: $0 --builder docker (pulls the Rust builder image)"
   local target_dir="${CARGO_TARGET_DIR:-$root/target}"
   # musl targets link statically by default (no RUSTFLAGS here: changing them would
   # rebuild every dependency); readelf below checks the result.

@@ -9,6 +9,8 @@
 //!   tunnel's byte relay.
 //! - [`live`]: the policy in force, its reload (SIGHUP, file changes) and the revocation
 //!   of open connections the new policy no longer allows.
+//! - `secrets`: the secrets granted on stdin, their substitution in requests to their
+//!   hosts, and the record of their use (decrypted tunnels: `server::intercept`).
 //! - [`ops`]: the management listener and its client, metrics, the record of denied
 //!   destinations, lint findings.
 //! - [`cmd`]: the command line and the subcommands (serve, check, explain, healthcheck,
@@ -21,6 +23,7 @@ pub mod cmd;
 pub mod live;
 pub mod net;
 pub mod ops;
+mod secrets;
 pub mod server;
 
 pub use live::PolicyStore;

@@ -34,7 +34,7 @@ pub use cache::{CacheLock, cache_dir, workspace_root};
 pub use cli::{Outcome, docker, docker_ok};
 pub use debian::debian_image;
 pub use engine::{docker_available, docker_scope};
-pub use launcher_bin::launcher_binary;
+pub use launcher_bin::{launcher_binary, proxy_binary};
 pub use model_server::{LocalModelServer, Log, ModelServer};
 pub use pi_agent::pi_testdata_available;
 pub use pi_image::pi_image;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::debian::debian_image;
 use crate::scope::{Container, Scope};
-use crate::test_ca::test_ca;
+use crate::test_ca::{TestCa, test_ca};
 use crate::wait::wait_log;
 
 /// The server's script.
@@ -35,8 +35,13 @@ impl ModelServer {
     /// Starts the server on `network` as `name` (which its certificate, from the test
     /// CA, is issued for), serving HTTPS on port 443, and waits until it listens.
     pub fn start(scope: &Scope, network: &str, name: &str) -> Self {
+        Self::start_with_ca(scope, network, name, test_ca())
+    }
+
+    /// [`ModelServer::start`] with a certificate from `ca`.
+    pub fn start_with_ca(scope: &Scope, network: &str, name: &str, ca: &TestCa) -> Self {
         let marker = format!("{}-answers-{}", name.replace('.', "-"), scope.id());
-        let leaf = test_ca().issue(&[name]);
+        let leaf = ca.issue(&[name]);
         let cert = scope.file(&format!("{name}.crt"), &leaf.cert_pem);
         let key = scope.file(&format!("{name}.key"), &leaf.key_pem);
         let container = scope
@@ -175,6 +180,23 @@ impl Log {
             .count()
     }
 
+    /// The API keys requests carried (`-` for none), in order.
+    pub fn keys(&self) -> Vec<&str> {
+        self.0
+            .lines()
+            .filter_map(|l| l.strip_prefix("key "))
+            .collect()
+    }
+
+    /// How many requests it received for `path`.
+    pub fn requests_for(&self, path: &str) -> usize {
+        self.0
+            .lines()
+            .filter_map(|l| l.strip_prefix("request "))
+            .filter(|l| l.split_whitespace().nth(1) == Some(path))
+            .count()
+    }
+
     /// How many chat completions it answered.
     pub fn completions(&self) -> usize {
         self.0
@@ -199,12 +221,15 @@ mod tests {
         let log = Log("ready 443\n\
                        connection 172.18.0.3\n\
                        request POST /v1/chat/completions\n\
+                       key sk-1\n\
                        connection 172.18.0.3\n\
                        request GET /v1/models\n\
                        request POST /v1/chat/completions/extra\n"
             .to_owned());
         assert_eq!(log.connections(), 2);
         assert_eq!(log.completions(), 1);
+        assert_eq!(log.keys(), ["sk-1"]);
+        assert_eq!(log.requests_for("/v1/models"), 1);
         assert_eq!(Log(String::new()).connections(), 0);
     }
 }

@@ -86,11 +86,13 @@ pub struct Provider {
     pub base_url: String,
     /// The model id (`--model`).
     pub model: String,
+    /// The `apiKey` value: a literal, or `$NAME` for the environment variable NAME
+    /// (pi 1.5 resolves `$NAME` and `${NAME}` from its environment).
+    pub api_key: String,
 }
 
 impl Provider {
-    /// The `models.json` declaring this provider (`"api": "openai-completions"`, a
-    /// dummy key).
+    /// The `models.json` declaring this provider (`"api": "openai-completions"`).
     pub fn models_json(&self) -> String {
         format!(
             r#"{{
@@ -98,7 +100,7 @@ impl Provider {
     "{name}": {{
       "baseUrl": "{base_url}",
       "api": "openai-completions",
-      "apiKey": "test-key",
+      "apiKey": "{api_key}",
       "models": [{{ "id": "{model}" }}]
     }}
   }}
@@ -106,7 +108,8 @@ impl Provider {
 "#,
             name = self.name,
             base_url = self.base_url,
-            model = self.model
+            model = self.model,
+            api_key = self.api_key
         )
     }
 
@@ -138,12 +141,13 @@ mod tests {
             name: "mock".to_owned(),
             base_url: "https://model.test/v1".to_owned(),
             model: "mock-model".to_owned(),
+            api_key: "$MOCK_KEY".to_owned(),
         };
         let json: serde_json::Value = serde_json::from_str(&provider.models_json()).unwrap();
         let mock = &json["providers"]["mock"];
         assert_eq!(mock["baseUrl"], "https://model.test/v1");
         assert_eq!(mock["api"], "openai-completions");
-        assert!(mock["apiKey"].is_string());
+        assert_eq!(mock["apiKey"], "$MOCK_KEY");
         assert_eq!(mock["models"][0]["id"], "mock-model");
         assert_eq!(
             provider.args(),

@@ -41,12 +41,19 @@ pub struct SandboxedPi {
 }
 
 impl SandboxedPi {
-    /// Creates the egress network, starts the mock on it and writes pi's home.
+    /// Creates the egress network, starts the mock on it and writes pi's home, with a
+    /// literal API key in `models.json`.
     pub fn start() -> Self {
+        Self::start_with_api_key("test-key")
+    }
+
+    /// [`SandboxedPi::start`] with `api_key` as `models.json`'s `apiKey` (`$NAME` reads
+    /// the variable NAME).
+    pub fn start_with_api_key(api_key: &str) -> Self {
         let scope = Scope::new();
         let egress = scope.network("egress", &[]);
         let model = ModelServer::start(&scope, &egress, MODEL_HOST);
-        let dirs = PiDirs::new(&scope, model.base_url());
+        let dirs = PiDirs::new(&scope, model.base_url(), api_key);
         Self {
             model,
             egress,
@@ -65,6 +72,26 @@ impl SandboxedPi {
         self.dirs.home.join(".pi/agent")
     }
 
+    /// The working directory the launcher runs in (mounted into the container).
+    pub fn work_dir(&self) -> &Path {
+        &self.dirs.work
+    }
+
+    /// The scope holding everything (for more servers on the egress network).
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The egress network the mock is on.
+    pub fn egress(&self) -> &str {
+        &self.egress
+    }
+
+    /// pi's arguments: the mock's model and `-p prompt`.
+    pub fn pi_args(&self, prompt: &str) -> Vec<String> {
+        self.dirs.pi_args(prompt)
+    }
+
     /// Hands pi's home and working directories to `uid` (and its group), for a launcher
     /// run as that user.
     pub fn hand_to(&self, uid: u32) {
@@ -75,16 +102,35 @@ impl SandboxedPi {
     /// with the test images, the egress network, the scope's labels and `allowlist`
     /// (written to the launcher's default, `~/.config/agent-sandbox/allowed_domains.txt`).
     pub fn command(&self, launcher: &Path, allowlist: &str, prompt: &str) -> Command {
+        self.launcher_command(
+            launcher,
+            allowlist,
+            &["run", "pi"],
+            &self.dirs.pi_args(prompt),
+        )
+    }
+
+    /// `LAUNCHER SUBCOMMAND... --proxy ... -- AFTER...` with the test images, the egress
+    /// network, the scope's labels and `allowlist` (as for [`SandboxedPi::command`]);
+    /// `subcommand` may end with more launcher options.
+    pub fn launcher_command(
+        &self,
+        launcher: &Path,
+        allowlist: &str,
+        subcommand: &[&str],
+        after: &[String],
+    ) -> Command {
         let allowed = self.dirs.home.join(DEFAULT_ALLOWLIST);
         std::fs::write(&allowed, allowlist)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", allowed.display()));
         let mut cmd = self.dirs.command(launcher);
-        cmd.args(["run", "pi", "--proxy", "--image", pi_image()])
+        cmd.args(subcommand)
+            .args(["--proxy", "--image", pi_image()])
             .args(["--proxy-image", proxy_image()])
             .args(["--egress-network", &self.egress])
             .args(self.scope.label_args())
             .arg("--")
-            .args(self.dirs.pi_args(prompt));
+            .args(after);
         cmd
     }
 }
@@ -103,7 +149,7 @@ impl HostPi {
     pub fn start() -> Self {
         let scope = Scope::new();
         let model = LocalModelServer::start(&scope);
-        let dirs = PiDirs::new(&scope, model.base_url());
+        let dirs = PiDirs::new(&scope, model.base_url(), "test-key");
         Self {
             model,
             dirs,
@@ -141,14 +187,16 @@ struct PiDirs {
 
 impl PiDirs {
     /// Creates them, with the launcher's configuration directory (where the allowlist
-    /// goes) and `models.json` declaring the provider `mock` at `base_url`.
-    fn new(scope: &Scope, base_url: String) -> Self {
+    /// goes) and `models.json` declaring the provider `mock` at `base_url` with
+    /// `api_key`.
+    fn new(scope: &Scope, base_url: String, api_key: &str) -> Self {
         let (home, work) = (scope.subdir("home"), scope.subdir("work"));
         scope.subdir("home/.config/agent-sandbox");
         let provider = Provider {
             name: "mock".to_owned(),
             base_url,
             model: "mock-model".to_owned(),
+            api_key: api_key.to_owned(),
         };
         let agent = provider.write_agent_dir(&home);
         let settings = agent.join("settings.json");

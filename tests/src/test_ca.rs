@@ -49,6 +49,17 @@ pub fn test_ca() -> &'static TestCa {
 }
 
 impl TestCa {
+    /// Another CA, made now in `dir` (`ca.pem`, `ca.key.pem`), which nothing trusts.
+    pub fn create_in(dir: &Path) -> TestCa {
+        let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key.pem"));
+        create(dir, &cert_path, &key_path);
+        TestCa {
+            cert_pem: read(&cert_path),
+            cert_path,
+            key_pem: read(&key_path),
+        }
+    }
+
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem

@@ -1,7 +1,7 @@
 //! `agent-sandbox doctor`: what a run would use and whether it would work: the engine
 //! (address, version, negotiated API), both images (present and current, or where they
-//! would come from), the allowlist, the network mode, what is protected from the agent,
-//! and the agent's limits.
+//! would come from), the allowlist, the network mode, the secrets kept out of the
+//! sandbox, what is protected from the agent, and the agent's limits.
 
 use std::io::Write as _;
 
@@ -44,7 +44,7 @@ async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
             &profile,
             Vec::new(),
             &host,
-            |_| None,
+            |name| std::env::var(name).ok(),
         )
         .map_err(|e| chain(&e))
     });
@@ -76,6 +76,28 @@ async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
             ),
         },
     ));
+    if let Some(proxy) = &config.proxy {
+        lines.extend(
+            proxy
+                .warnings
+                .iter()
+                .map(|w| (true, format!("warning: {w}"))),
+        );
+        let kept: Vec<String> = proxy
+            .secrets
+            .iter()
+            .map(|secret| format!("{} ({})", secret.name, secret.hosts.join(", ")))
+            .collect();
+        if !kept.is_empty() {
+            lines.push((
+                true,
+                format!(
+                    "secrets kept out of the sandbox, added by the proxy: {}",
+                    kept.join("; ")
+                ),
+            ));
+        }
+    }
     let protection = &config.protection;
     lines.push((
         true,

@@ -86,6 +86,12 @@ pub(crate) enum Error {
     /// The browser hand-off channel could not be created.
     #[error("cannot create the browser hand-off directory")]
     Browser(#[source] std::io::Error),
+    /// The secrets' placeholders could not be drawn.
+    #[error("cannot draw random placeholders for the secrets")]
+    Random(#[source] getrandom::Error),
+    /// The directory of the agent's trust files could not be created.
+    #[error("cannot create the directory of the agent's trust files")]
+    TrustDir(#[source] std::io::Error),
     /// The terminal could not be put in raw mode.
     #[error("cannot put the terminal in raw mode")]
     Terminal(#[source] std::io::Error),

@@ -3,11 +3,12 @@
 //! The flow: options checked against the host ([`SandboxConfig`]), the engine, a
 //! session (labels on everything), leftovers of dead runs removed while the images are
 //! checked, the browser hand-off channel, in proxy mode the allowlist's copy for the
-//! sidecar and the policy in force (followed during the run), the sandbox (sidecar or a
-//! per-run network, then the agent container), the protected paths' snapshot, the
-//! agent's streams relayed until it exits (signals passed on), the warning about
-//! protected paths the run changed, the proxy's record of refused destinations, and
-//! teardown on every path.
+//! sidecar and the policy in force (followed during the run), the secrets' placeholders
+//! and the agent's trust directory, the sandbox (sidecar, handed the secrets, or a
+//! per-run network, then the agent container, given trust in the sidecar's CA), the
+//! protected paths' snapshot, the agent's streams relayed until it exits (signals passed
+//! on), the warning about protected paths the run changed, the proxy's record of refused
+//! destinations and of the secrets it added, and teardown on every path.
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,6 +27,8 @@ use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
 use crate::sandbox::images::{self, ImageState};
 use crate::sandbox::labels::{Owner, Session};
 use crate::sandbox::protect::snapshot::Watch;
+use crate::sandbox::secrets::Grants;
+use crate::sandbox::secrets::trust::Trust;
 use crate::sandbox::sidecar_image;
 use crate::sandbox::{AgentNetwork, Sandbox, liveness, private_dirs, teardown};
 use crate::terminal::browser::callback::Callbacks;
@@ -88,12 +91,30 @@ pub(super) async fn sandboxed(
     let copy_dir = live.as_ref().map(|live| live.copy().dir());
     let rules = policy.clone().map_or(Rules::PublicOnly, Rules::Policy);
     let mut handoff = HandOff::new(browser, rules, Callbacks::new(engine.clone()));
+    let secrets = config
+        .proxy
+        .as_ref()
+        .map_or(&[][..], |proxy| &proxy.secrets);
+    let grants = Grants::generate(secrets).map_err(Error::Random)?;
+    let trust = match grants.is_empty() {
+        true => None,
+        false => Some(Trust::create(&session.id, &owner).map_err(Error::TrustDir)?),
+    };
+    let (config, trust) = with_secrets(config, &grants, trust);
     let sandbox = Sandbox::new(&engine, &session);
     let agent = || sandbox.agent_id();
     let watch = Watch::default();
     let outcome = supervise(
         &sandbox,
-        run_in(&sandbox, &engine, &config, copy_dir.as_deref(), &watch),
+        run_in(
+            &sandbox,
+            &engine,
+            &config,
+            copy_dir.as_deref(),
+            &watch,
+            &grants,
+            trust.as_ref(),
+        ),
         &mut terminations,
         handoff.follow(agent),
         Followed {
@@ -156,6 +177,22 @@ fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> Sandbox
         .env
         .push(format!("{}={}", browser::ENV_VAR, browser::CONTAINER_FILE));
     config
+}
+
+/// `config` with the secrets' placeholders in the agent's environment, and its trust in
+/// the sidecar's CA (the variables, the mounted directory).
+fn with_secrets(
+    mut config: SandboxConfig,
+    grants: &Grants,
+    trust: Option<Trust>,
+) -> (SandboxConfig, Option<Trust>) {
+    config.env.extend(grants.agent_env());
+    let trust = trust.map(|mut trust| {
+        trust.apply(&mut config.env);
+        config.mounts.push(trust.mount());
+        trust
+    });
+    (config, trust)
 }
 
 /// The user's allowlist during a proxy-mode run, and the policy in force it feeds.
@@ -267,14 +304,17 @@ async fn tools(sandbox: &Sandbox<'_>, config: &SandboxConfig) -> Option<String> 
 }
 
 /// Sets the sandbox up and runs the command, with `watch` taken just before the agent
-/// starts and reported just after it exits; the caller tears it down. In proxy mode the
-/// sidecar mounts `allowlist_dir`, the launcher's copy of the allowlist.
+/// starts and reported just after it exits, the sidecar handed `grants` and the agent
+/// given `trust` in its CA; the caller tears it down. In proxy mode the sidecar mounts
+/// `allowlist_dir`, the launcher's copy of the allowlist.
 async fn run_in(
     sandbox: &Sandbox<'_>,
     engine: &Engine,
     config: &SandboxConfig,
     allowlist_dir: Option<&Path>,
     watch: &Watch,
+    grants: &Grants,
+    trust: Option<&Trust>,
 ) -> Result<ExitStatus, Error> {
     let (proxy, network, tools) = match (&config.proxy, allowlist_dir) {
         (Some(proxy), Some(allowlist_dir)) => {
@@ -311,19 +351,24 @@ async fn run_in(
     // The agent container is created while the sidecar starts; it starts once the
     // sidecar is ready.
     let create_agent = async {
-        let image_command = engine.image_command(config.image.name()).await?;
-        let agent =
-            sandbox.create_agent_container(config, &network, tools.as_deref(), &image_command, tty);
-        Ok::<_, Error>(agent.await?)
+        let image = engine.image_command(config.image.name()).await?;
+        let agent = sandbox.create_agent_container(config, &network, tools.as_deref(), &image, tty);
+        Ok::<_, Error>((agent.await?, image.env))
     };
     let agent = match &proxy {
         Some(proxy) => {
-            let (started, agent) = tokio::join!(sandbox.start_proxy(proxy), create_agent);
-            started?;
+            let (started, agent) = tokio::join!(sandbox.start_proxy(proxy, grants), create_agent);
+            let ca = started?;
             tracing::debug!(phase = "proxy ready");
-            agent?
+            let (agent, image_env) = agent?;
+            if let (Some(trust), Some(ca)) = (trust, ca) {
+                sandbox
+                    .install_trust(trust, &agent, &image_env, &ca)
+                    .await?;
+            }
+            agent
         }
-        None => create_agent.await?,
+        None => create_agent.await?.0,
     };
     // Docker's order: attach before start (no output lost), wait after start.
     let attached = engine.attach(&agent, DETACH_KEYS).await?;
@@ -352,6 +397,15 @@ async fn run_in(
                 "cannot read what the proxy blocked: {}",
                 chain(&error)
             )),
+        }
+        if !grants.is_empty() {
+            match sandbox.secrets_use(proxy).await {
+                Ok(used) => used.summary().iter().for_each(|line| notice(line)),
+                Err(error) => notice(&format!(
+                    "cannot read what the proxy did with the secrets: {}",
+                    chain(&error)
+                )),
+            }
         }
     }
     Ok(ExitStatus::from_container_code(code))

@@ -16,10 +16,10 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptionsBuilder,
-    CreateImageOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, ResizeContainerTTYOptionsBuilder,
-    TagImageOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ResizeContainerTTYOptionsBuilder, TagImageOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -68,12 +68,19 @@ pub(crate) struct EngineVersion {
     pub(crate) platform: String,
 }
 
-/// An image's default command, needed to wrap it (for the relay as PID 1).
+/// An image's default command, needed to wrap it (for the relay as PID 1), and its
+/// environment (`NAME=value`), for what the launcher adds to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ImageCommand {
     pub(crate) entrypoint: Vec<String>,
     pub(crate) cmd: Vec<String>,
+    pub(crate) env: Vec<String>,
 }
+
+/// The largest file [`Engine::read_file`] reads (a system's CA bundle is about 200 KB).
+const MAX_READ_FILE: u64 = 16 << 20;
+/// How many symbolic links [`Engine::read_file`] follows.
+const MAX_LINKS: usize = 8;
 
 /// What the engine reports about one layer of a pull.
 #[derive(Debug, Clone)]
@@ -104,6 +111,46 @@ impl std::fmt::Display for Kind {
             Kind::Volume => "volumes",
         })
     }
+}
+
+/// The one entry of an archive the engine made of a path.
+enum ArchivedFile {
+    Regular(Vec<u8>),
+    /// A symbolic link to this target.
+    Link(String),
+    /// A directory, a device, or a file too large to read.
+    Other,
+}
+
+/// The first entry of a tar `archive`.
+fn single_file(archive: &[u8]) -> std::io::Result<ArchivedFile> {
+    use std::io::Read as _;
+    let mut archive = tar::Archive::new(archive);
+    let Some(entry) = archive.entries()?.next() else {
+        return Ok(ArchivedFile::Other);
+    };
+    let mut entry = entry?;
+    let kind = entry.header().entry_type();
+    if kind.is_symlink() {
+        let target = entry.link_name()?.unwrap_or_default();
+        return Ok(ArchivedFile::Link(target.to_string_lossy().into_owned()));
+    }
+    if !kind.is_file() || entry.size() > MAX_READ_FILE {
+        return Ok(ArchivedFile::Other);
+    }
+    let mut contents = Vec::new();
+    entry.read_to_end(&mut contents)?;
+    Ok(ArchivedFile::Regular(contents))
+}
+
+/// Where the link at `path` to `target` points (a relative target is relative to the
+/// link's directory).
+fn link_target(path: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        return target.to_owned();
+    }
+    let directory = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+    format!("{directory}/{target}")
 }
 
 /// An object found by label.
@@ -294,7 +341,7 @@ impl Engine {
             .filter(|&bytes| bytes > 0))
     }
 
-    /// The ENTRYPOINT and CMD of `image`.
+    /// The ENTRYPOINT, CMD and ENV of `image`.
     ///
     /// # Errors
     ///
@@ -309,6 +356,7 @@ impl Engine {
         Ok(ImageCommand {
             entrypoint: config.entrypoint.unwrap_or_default(),
             cmd: config.cmd.unwrap_or_default(),
+            env: config.env.unwrap_or_default(),
         })
     }
 
@@ -588,6 +636,25 @@ impl Engine {
         })
     }
 
+    /// Attaches to a container's stdin only, before it starts: what is written reaches
+    /// the container's stdin, which ends when the writer is shut down (with
+    /// `stdin_once`). Nothing written goes to the container's log or its definition.
+    pub(crate) async fn attach_stdin(
+        &self,
+        id: &str,
+    ) -> Result<Pin<Box<dyn AsyncWrite + Send>>, EngineError> {
+        let options = AttachContainerOptionsBuilder::default()
+            .stream(true)
+            .stdin(true)
+            .build();
+        let attached = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(failed("attach to the input of", format!("container {id}")))?;
+        Ok(attached.input)
+    }
+
     /// Sends `signal` (a name such as `SIGTERM`) to a container's main process; a
     /// container that is gone or no longer running counts as signalled.
     pub(crate) async fn kill_container(&self, id: &str, signal: &str) -> Result<(), EngineError> {
@@ -707,6 +774,42 @@ impl Engine {
         Ok(output)
     }
 
+    /// The contents of the file at `path` in a container (created or running), following
+    /// symbolic links; `None` when there is no such file (or it is not a regular file, or
+    /// larger than 16 MiB).
+    ///
+    /// # Errors
+    ///
+    /// The engine fails for another reason, or its archive cannot be read.
+    pub(crate) async fn read_file(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let mut path = path.to_owned();
+        for _ in 0..=MAX_LINKS {
+            let object = format!("{path} in container {id}");
+            let options = DownloadFromContainerOptionsBuilder::default()
+                .path(&path)
+                .build();
+            let mut stream = self.docker.download_from_container(id, Some(options));
+            let mut archive = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(bytes) => archive.extend_from_slice(&bytes),
+                    Err(error) if status(&error) == Some(NOT_FOUND) => return Ok(None),
+                    Err(source) => return Err(failed("read", object)(source)),
+                }
+            }
+            match single_file(&archive).map_err(failed("read the archive of", object))? {
+                ArchivedFile::Regular(contents) => return Ok(Some(contents)),
+                ArchivedFile::Link(target) => path = link_target(&path, &target),
+                ArchivedFile::Other => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
     /// Runs `command` in container `id` with its standard streams attached: its output
     /// as a stream (ending when it exits), its standard input as a writer (shutting it
     /// down is the command's end of input).
@@ -821,5 +924,46 @@ impl Engine {
             }
         };
         listed.map_err(failed("list", kind.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(kind: tar::EntryType, link: Option<&str>, data: &[u8]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        if let Some(link) = link {
+            header.set_link_name(link).unwrap();
+        }
+        builder.append_data(&mut header, "name", data).unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn archived_files_links_and_others_are_told_apart() {
+        let regular = archive(tar::EntryType::Regular, None, b"PEM");
+        assert!(matches!(single_file(&regular), Ok(ArchivedFile::Regular(c)) if c == b"PEM"));
+        let link = archive(tar::EntryType::Symlink, Some("../x/ca.pem"), b"");
+        assert!(matches!(single_file(&link), Ok(ArchivedFile::Link(t)) if t == "../x/ca.pem"));
+        let directory = archive(tar::EntryType::Directory, None, b"");
+        assert!(matches!(single_file(&directory), Ok(ArchivedFile::Other)));
+        assert!(matches!(single_file(&[]), Ok(ArchivedFile::Other)));
+    }
+
+    #[test]
+    fn link_targets_resolve_against_the_link_directory() {
+        assert_eq!(
+            link_target("/etc/ssl/cert.pem", "certs/ca.crt"),
+            "/etc/ssl/certs/ca.crt"
+        );
+        assert_eq!(
+            link_target("/etc/ssl/cert.pem", "/usr/ca.crt"),
+            "/usr/ca.crt"
+        );
     }
 }

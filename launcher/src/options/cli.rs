@@ -11,6 +11,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::options::image_ref::{ImageRef, VERSION};
 use crate::options::limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
 use crate::options::profile::BUILTIN_AGENTS;
+use crate::options::secrets::SecretSpec;
 use crate::options::{Isolation, Lang, Network};
 
 /// The name of the launcher's own executable; any other name that is a built-in agent's
@@ -169,6 +170,19 @@ pub(crate) struct SandboxArgs {
     /// An extra label `KEY=VALUE` on everything the run creates (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub(crate) labels: Vec<String>,
+    /// A secret: the environment variable NAME, which with --proxy the agent sees only as
+    /// a placeholder, and the hosts the proxy sends its value to (repeatable; each host
+    /// must be in the allowlist).
+    #[arg(long = "secret", value_name = "NAME=HOST[,HOST...]")]
+    pub(crate) secrets: Vec<SecretSpec>,
+    /// Pass secret values (API keys) into the agent container with --proxy too, instead
+    /// of having the proxy add them on the way out.
+    #[arg(long)]
+    pub(crate) no_secret_proxy: bool,
+    /// Extra CA certificates (a PEM file) the proxy trusts for the servers it sends
+    /// secrets to (a company's TLS inspection, a test server).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) upstream_ca: Option<PathBuf>,
 }
 
 /// Parses the launcher's command line, `argv[0]` included.
@@ -488,6 +502,50 @@ mod tests {
     fn no_proxy_overrides_proxy() {
         let run = run_args(&["pi", "--proxy", "--no-proxy"]);
         assert!(!run.sandbox.proxy && run.sandbox.no_proxy);
+    }
+
+    #[test]
+    fn secrets_repeat_and_bad_ones_are_rejected_at_parse_time() {
+        let run = run_args(&[
+            "pi",
+            "--secret",
+            "A_KEY=a.example",
+            "--secret=B_KEY=b.example,c.example",
+            "--no-secret-proxy",
+            "--upstream-ca",
+            "/tmp/ca.pem",
+            "-c",
+        ]);
+        let secrets: Vec<(&str, &[String])> = run
+            .sandbox
+            .secrets
+            .iter()
+            .map(|s| (s.name.as_str(), s.hosts.names()))
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                ("A_KEY", &["a.example".to_owned()][..]),
+                (
+                    "B_KEY",
+                    &["b.example".to_owned(), "c.example".to_owned()][..]
+                )
+            ]
+        );
+        assert!(run.sandbox.no_secret_proxy);
+        assert_eq!(
+            run.sandbox.upstream_ca.as_deref(),
+            Some(Path::new("/tmp/ca.pem"))
+        );
+        assert_eq!(run.agent_args, ["-c"]);
+        for bad in ["A_KEY", "A-KEY=a.example", "A_KEY=*.example.com"] {
+            let error = parse(["pi", "--secret", bad]).err().map(|e| e.kind());
+            assert_eq!(
+                error,
+                Some(clap::error::ErrorKind::ValueValidation),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the user asked for: command-line flags ([`cli`], raw), the settings file
 //! ([`settings`]), and the two merged into [`Options`] (each flag given wins over the
-//! file); agent profiles ([`profile`]), resource limits ([`limits`]) and paths below a
-//! directory ([`subpath`]) as values.
+//! file); agent profiles ([`profile`]), resource limits ([`limits`]), paths below a
+//! directory ([`subpath`]) and secrets bound to hosts ([`secrets`]) as values.
 //! Nothing here looks at the host or the engine: that is `sandbox::config`'s job.
 
 pub(crate) mod cli;
@@ -9,12 +9,14 @@ pub(crate) mod image_ref;
 pub(crate) mod keypath;
 pub(crate) mod limits;
 pub(crate) mod profile;
+pub(crate) mod secrets;
 pub(crate) mod settings;
 pub(crate) mod subpath;
 
 use std::path::PathBuf;
 
 use limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
+use secrets::SecretTable;
 use subpath::SubPath;
 
 /// The sandbox options in effect: flags over the settings file over defaults. Values are
@@ -55,6 +57,14 @@ pub(crate) struct Options {
     pub(crate) unprotect: Vec<SubPath>,
     /// `--label KEY=VALUE` arguments, as given.
     pub(crate) labels: Vec<String>,
+    /// Secrets the user declared (`--secret`, the settings' `[secrets]`), besides the
+    /// profile's.
+    pub(crate) secrets: SecretTable,
+    /// Pass secret values into the agent container in proxy mode too
+    /// (`--no-secret-proxy`) instead of having the sidecar add them on the way out.
+    pub(crate) expose_secrets: bool,
+    /// Extra CA certificates (PEM) the sidecar trusts for upstream servers.
+    pub(crate) upstream_ca: Option<PathBuf>,
 }
 
 /// How the agent container is cut off from the network in proxy mode.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::options::keypath::KeyPath;
+use crate::options::secrets::SecretTable;
 use crate::options::subpath::SubPath;
 
 /// The names of the agents whose profiles are built in (an executable invoked under one
@@ -61,6 +62,11 @@ pub(crate) struct Profile {
     /// Host variables passed on when set on the host, else set to these values.
     #[serde(default)]
     pub(crate) default_env: BTreeMap<String, String>,
+    /// The agent's API keys: host variables passed on when set on the host, each bound
+    /// to the hosts that may receive it (in proxy mode the agent gets a placeholder and
+    /// the proxy adds the value on the way to those hosts).
+    #[serde(default)]
+    pub(crate) secrets: SecretTable,
     /// Host paths mounted into the container.
     #[serde(default)]
     pub(crate) mounts: Vec<MountSpec>,
@@ -331,7 +337,7 @@ mod tests {
     #[test]
     fn pi_environment_forwards_only_what_is_set_and_defaults_the_rest() {
         let host = |name: &str| match name {
-            "OPENAI_API_KEY" => Some("sk-test".to_owned()),
+            "EDITOR" => Some("vi".to_owned()),
             "TERM" => Some("screen".to_owned()),
             "HOME" => Some("/home/alice".to_owned()),
             _ => None,
@@ -342,10 +348,34 @@ mod tests {
             env,
             [
                 "COLORTERM=truecolor",
-                "OPENAI_API_KEY=sk-test",
+                "EDITOR=vi",
                 "PI_TELEMETRY=false",
                 "TERM=screen"
             ]
+        );
+    }
+
+    #[test]
+    fn pi_declares_its_providers_keys_with_their_api_hosts() {
+        let secrets: Vec<(String, Vec<String>)> = pi()
+            .secrets
+            .iter()
+            .map(|(name, hosts)| (name.to_string(), hosts.names().to_vec()))
+            .collect();
+        let expected = [
+            ("ANTHROPIC_API_KEY", "api.anthropic.com"),
+            ("GEMINI_API_KEY", "generativelanguage.googleapis.com"),
+            ("OPENAI_API_KEY", "api.openai.com"),
+            ("OPENCODE_API_KEY", "opencode.ai"),
+        ]
+        .map(|(name, host)| (name.to_owned(), vec![host.to_owned()]));
+        assert_eq!(secrets, expected);
+        // A key is a secret, never also forwarded as a plain variable.
+        assert!(
+            !pi()
+                .forward_env
+                .iter()
+                .any(|name| name.ends_with("_API_KEY"))
         );
     }
 

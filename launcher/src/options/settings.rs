@@ -11,6 +11,11 @@
 //! cpus = 2
 //! protect = ["scripts/hooks/"]        # more paths of the project read-only in the sandbox
 //! unprotect = [".github/workflows/"]  # default ones the agent may change
+//! upstream_ca = "~/company-ca.pem"   # CAs the proxy trusts for upstream servers
+//! secret_proxy = false               # like --no-secret-proxy
+//!
+//! [secrets]                 # like --secret: the hosts each variable may be sent to
+//! GITHUB_TOKEN = ["api.github.com"]
 //!
 //! [agents.myagent]          # same shape as the built-in profiles
 //! command = ["myagent"]
@@ -27,6 +32,7 @@ use crate::options::Options;
 use crate::options::cli::SandboxArgs;
 use crate::options::limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
 use crate::options::profile::Profile;
+use crate::options::secrets::SecretTable;
 use crate::options::subpath::SubPath;
 use crate::options::{Isolation, Lang, Network};
 
@@ -90,6 +96,13 @@ pub(crate) struct Settings {
     /// Paths the launcher protects by default that this user lets the agent change.
     #[serde(default)]
     pub(crate) unprotect: Vec<SubPath>,
+    /// `false`: like `--no-secret-proxy`.
+    pub(crate) secret_proxy: Option<bool>,
+    /// Default for `--upstream-ca` (a leading `~/` is the home directory).
+    pub(crate) upstream_ca: Option<PathBuf>,
+    /// Secrets declared for every run (`--secret` adds to them and wins for a name).
+    #[serde(default)]
+    pub(crate) secrets: SecretTable,
     /// Agent profiles added to (or replacing) the built-in ones.
     #[serde(default)]
     pub(crate) agents: BTreeMap<String, Profile>,
@@ -170,6 +183,22 @@ impl Settings {
             protect: self.protect.clone(),
             unprotect: self.unprotect.clone(),
             labels: flags.labels.clone(),
+            secrets: self
+                .secrets
+                .clone()
+                .into_iter()
+                .chain(
+                    flags
+                        .secrets
+                        .iter()
+                        .map(|spec| (spec.name.clone(), spec.hosts.clone())),
+                )
+                .collect(),
+            expose_secrets: flags.no_secret_proxy || self.secret_proxy == Some(false),
+            upstream_ca: flags
+                .upstream_ca
+                .clone()
+                .or_else(|| self.upstream_ca.clone()),
         }
     }
 }
@@ -189,6 +218,11 @@ read_only = true
 network = "host"
 protect = ["scripts/hooks/", ".tool-versions"]
 unprotect = [".github/workflows/"]
+upstream_ca = "~/ca.pem"
+
+[secrets]
+GITHUB_TOKEN = ["api.github.com"]
+SHARED = ["from-file.example"]
 
 [agents.codex]
 command = ["codex"]
@@ -219,6 +253,46 @@ home = "/home/codex"
         assert_eq!(shown(&merged.protect), ["scripts/hooks/", ".tool-versions"]);
         assert_eq!(shown(&merged.unprotect), [".github/workflows/"]);
         assert!(settings().agents.contains_key("codex"));
+        assert_eq!(merged.upstream_ca.as_deref(), Some(Path::new("~/ca.pem")));
+        assert!(!merged.expose_secrets);
+    }
+
+    #[test]
+    fn flag_secrets_add_to_the_file_and_win_for_a_name() {
+        let flags = SandboxArgs {
+            secrets: vec![
+                "SHARED=from-flag.example".parse().unwrap(),
+                "EXTRA=extra.example".parse().unwrap(),
+            ],
+            ..SandboxArgs::default()
+        };
+        let merged = settings().merge(&flags);
+        let secrets: Vec<(&str, &str)> = merged
+            .secrets
+            .iter()
+            .map(|(name, hosts)| (name.as_str(), hosts.names()[0].as_str()))
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                ("EXTRA", "extra.example"),
+                ("GITHUB_TOKEN", "api.github.com"),
+                ("SHARED", "from-flag.example")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_secret_proxy_is_turned_off_by_the_flag_or_the_file() {
+        let off = SandboxArgs {
+            no_secret_proxy: true,
+            ..SandboxArgs::default()
+        };
+        assert!(Settings::default().merge(&off).expose_secrets);
+        let file = Settings::parse("secret_proxy = false\n", Path::new("c")).unwrap();
+        assert!(file.merge(&SandboxArgs::default()).expose_secrets);
+        let on = Settings::parse("secret_proxy = true\n", Path::new("c")).unwrap();
+        assert!(!on.merge(&SandboxArgs::default()).expose_secrets);
     }
 
     #[test]
@@ -269,6 +343,8 @@ home = "/home/codex"
             ("cpus = \"x\"\n", "line 1"),
             ("\nprotect = [\".vscode/\", \"../escape\"]\n", "line 2"),
             ("unprotect = [\"/etc\"]\n", "line 1"),
+            ("\n[secrets]\nTOKEN = [\"*.example.com\"]\n", "line 3"),
+            ("[secrets]\n\"BAD-NAME\" = [\"example.com\"]\n", "line 2"),
         ] {
             let error = Settings::parse(text, Path::new("/cfg/config.toml")).unwrap_err();
             let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());

@@ -232,6 +232,7 @@ mod tests {
         ImageCommand {
             entrypoint: vec!["/usr/local/bin/agent-entrypoint".into()],
             cmd: vec!["pi".into()],
+            env: Vec::new(),
         }
     }
 

@@ -19,6 +19,7 @@ use crate::sandbox::allowlist::exposure::{self, Exposure};
 use crate::sandbox::allowlist::location::DefaultAllowlist;
 use crate::sandbox::images::{DEFAULT_BASE_IMAGE, ImageSpec};
 use crate::sandbox::protect::Protection;
+use crate::sandbox::secrets::{self, Allowed, Secret, SecretsError};
 use crate::sandbox::{labels, workdir};
 
 /// The agent's process limit when none is given: far above what an agent, its tools
@@ -93,6 +94,19 @@ pub(crate) enum ConfigError {
     /// A `--label` is not `KEY=VALUE`.
     #[error("invalid label {0:?}: expected KEY=VALUE")]
     Label(String),
+    /// A declared secret is unset or may go to a host the allowlist does not allow.
+    #[error(transparent)]
+    Secret(#[from] SecretsError),
+    /// The `--upstream-ca` file cannot be read.
+    #[error("cannot read the upstream CA file {path}")]
+    UpstreamCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `--upstream-ca` file holds no certificate.
+    #[error("the upstream CA file {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    UpstreamCaNotPem { path: PathBuf },
 }
 
 /// Facts about the host the configuration depends on (passed in, so tests choose them).
@@ -167,9 +181,15 @@ pub(crate) struct ProxyConfig {
     /// How the agent container is cut off from the network.
     pub(crate) isolation: Isolation,
     /// Shown before the run: the allowlist's lint warnings (`FILE:LINE:COL: message`;
-    /// the sidecar is built without the public-suffix data, so they are given here), and
-    /// where it lies when that is not where it should.
+    /// the sidecar is built without the public-suffix data, so they are given here),
+    /// where it lies when that is not where it should, the profile's secrets left out,
+    /// the secrets passed into the agent container by `--no-secret-proxy`.
     pub(crate) warnings: Vec<String>,
+    /// The secrets the sidecar adds on the way out (the agent gets placeholders).
+    pub(crate) secrets: Vec<Secret>,
+    /// A file of extra CA certificates the sidecar trusts for upstream servers
+    /// (absolute, existing).
+    pub(crate) upstream_ca: Option<PathBuf>,
 }
 
 /// Resource limits for the agent container.
@@ -290,10 +310,11 @@ impl SandboxConfig {
             return Err(ConfigError::HostNetworkWithProxy);
         }
         let sidecar_image = ImageRef::sidecar(args.proxy_image.as_deref());
-        let proxy = match args.proxy {
+        let mut proxy = match args.proxy {
             true => Some(ProxyConfig::new(args, host, sidecar_image.name())?),
             false => None,
         };
+        let env = environment(args, profile, host_var, proxy.as_mut())?;
         let image = match args.image.clone().or_else(|| profile.image.clone()) {
             Some(name) => AgentImage::Given(name),
             None => AgentImage::Built(ImageSpec::agent(
@@ -333,7 +354,7 @@ impl SandboxConfig {
             mounts,
             protection,
             writable_config: args.writable_config,
-            env: profile.environment(host_var),
+            env,
             command,
             limits: Limits::new(args),
             read_only: args.read_only,
@@ -361,6 +382,71 @@ impl SandboxConfig {
         }
         Ok(config)
     }
+}
+
+/// The agent's environment from the host (`host_var`): the profile's variables and the
+/// secrets' values, except in proxy mode without `--no-secret-proxy`, where the secrets
+/// go to `proxy` (the sidecar adds them; the agent gets placeholders at run time).
+///
+/// # Errors
+///
+/// A declared secret is not set, or may go to a host the allowlist does not allow.
+fn environment(
+    args: &Options,
+    profile: &Profile,
+    host_var: impl Fn(&str) -> Option<String>,
+    proxy: Option<&mut ProxyConfig>,
+) -> Result<Vec<String>, ConfigError> {
+    let (kept_out, exposed) = match proxy {
+        Some(proxy) if !args.expose_secrets => (Some(proxy), None),
+        proxy => (None, proxy),
+    };
+    let allowed = kept_out.as_deref().map(|proxy| Allowed {
+        policy: &proxy.allowlist.policy,
+        path: &proxy.allowlist.path,
+    });
+    let resolved = secrets::resolve(&profile.secrets, &args.secrets, &host_var, allowed)?;
+    let mut env = profile.environment(&host_var);
+    env.retain(|variable| {
+        let name = variable
+            .split_once('=')
+            .map_or(&**variable, |(name, _)| name);
+        !resolved.secrets.iter().any(|secret| secret.name == name)
+    });
+    match kept_out {
+        Some(proxy) => {
+            proxy.warnings.extend(resolved.warnings);
+            proxy.secrets = resolved.secrets;
+        }
+        None => {
+            if let Some(proxy) = exposed.filter(|_| !resolved.secrets.is_empty()) {
+                let names: Vec<&str> = resolved.secrets.iter().map(|s| s.name.as_str()).collect();
+                proxy.warnings.push(format!(
+                    "--no-secret-proxy: the agent's environment holds the real values of {}",
+                    names.join(", ")
+                ));
+            }
+            env.extend(resolved.secrets.iter().map(Secret::variable));
+        }
+    }
+    Ok(env)
+}
+
+/// The absolute path of an upstream CA file that holds a PEM certificate (the sidecar
+/// parses it; this catches a wrong file before anything starts).
+fn checked_upstream_ca(path: &Path) -> Result<PathBuf, ConfigError> {
+    let read_error = |source| ConfigError::UpstreamCa {
+        path: path.to_owned(),
+        source,
+    };
+    let absolute = std::fs::canonicalize(path).map_err(read_error)?;
+    let text = std::fs::read(&absolute).map_err(read_error)?;
+    if !String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(ConfigError::UpstreamCaNotPem {
+            path: path.to_owned(),
+        });
+    }
+    Ok(absolute)
 }
 
 /// The first of `writable` through which the launcher's configuration directory (or,
@@ -397,10 +483,16 @@ impl ProxyConfig {
                 .iter()
                 .map(|finding| format!("{}:{finding}", path.display())),
         );
+        let upstream_ca = match &args.upstream_ca {
+            Some(path) => Some(checked_upstream_ca(&host.cwd.join(host.expand(path)))?),
+            None => None,
+        };
         Ok(Self {
             allowlist,
             move_command,
             warnings,
+            secrets: Vec::new(),
+            upstream_ca,
             image,
             egress_network: args.egress_network.clone(),
             isolation: args.isolation,
@@ -669,6 +761,129 @@ mod tests {
             matches!(&error, ConfigError::ExposedAllowlist { path, .. } if *path == root.join("allow.txt")),
             "{error:?}"
         );
+    }
+
+    /// The host's environment in the secrets tests: pi's OpenAI key and a user token.
+    fn keys(name: &str) -> Option<String> {
+        match name {
+            "OPENAI_API_KEY" => Some("sk-real".to_owned()),
+            "MY_TOKEN" => Some("tok-real".to_owned()),
+            _ => None,
+        }
+    }
+
+    fn with_secrets(args: &Options) -> Result<SandboxConfig, ConfigError> {
+        SandboxConfig::new(args, &pi(), vec![], &host("/w"), keys)
+    }
+
+    fn secret_names(proxy: &ProxyConfig) -> Vec<&str> {
+        proxy.secrets.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// The secret `NAME=HOST,...` as declared with `--secret`.
+    fn declared(spec: &str) -> crate::options::secrets::SecretTable {
+        let spec: crate::options::secrets::SecretSpec = spec.parse().unwrap();
+        [(spec.name, spec.hosts)].into_iter().collect()
+    }
+
+    /// Whether one of `proxy`'s warnings contains every one of `needles`.
+    fn warned(proxy: &ProxyConfig, needles: &[&str]) -> bool {
+        proxy
+            .warnings
+            .iter()
+            .any(|warning| needles.iter().all(|n| warning.contains(n)))
+    }
+
+    #[test]
+    fn in_proxy_mode_secret_values_go_to_the_sidecar_only() {
+        let (_dir, _file, mut args) = proxied("api.openai.com\napi.example.com\n");
+        args.secrets = declared("MY_TOKEN=api.example.com");
+        let config = with_secrets(&args).unwrap();
+        let proxy = config.proxy.as_ref().unwrap();
+        assert_eq!(secret_names(proxy), ["OPENAI_API_KEY", "MY_TOKEN"]);
+        assert!(
+            !config.env.iter().any(|v| v.contains("-real")),
+            "{:?}",
+            config.env
+        );
+        // pi's other keys are unset: skipped without a word.
+        assert!(proxy.warnings.is_empty(), "{:?}", proxy.warnings);
+    }
+
+    #[test]
+    fn no_secret_proxy_and_no_proxy_pass_the_values_in() {
+        let (_dir, _file, args) = proxied("example.com\n");
+        let exposed = Options {
+            expose_secrets: true,
+            ..args
+        };
+        let config = with_secrets(&exposed).unwrap();
+        assert!(config.env.contains(&"OPENAI_API_KEY=sk-real".to_owned()));
+        let proxy = config.proxy.unwrap();
+        assert!(proxy.secrets.is_empty());
+        assert!(
+            warned(&proxy, &["--no-secret-proxy", "OPENAI_API_KEY"]),
+            "{:?}",
+            proxy.warnings
+        );
+        let unproxied = with_secrets(&Options::default()).unwrap();
+        assert!(unproxied.env.contains(&"OPENAI_API_KEY=sk-real".to_owned()));
+    }
+
+    #[test]
+    fn a_profile_secret_whose_hosts_are_not_allowed_is_left_out_with_a_warning() {
+        let (_dir, _file, args) = proxied("example.com\n");
+        let config = with_secrets(&args).unwrap();
+        assert!(!config.env.iter().any(|v| v.starts_with("OPENAI_API_KEY=")));
+        let proxy = config.proxy.unwrap();
+        assert!(proxy.secrets.is_empty());
+        assert!(
+            warned(&proxy, &["OPENAI_API_KEY", "api.openai.com"]),
+            "{:?}",
+            proxy.warnings
+        );
+    }
+
+    #[test]
+    fn declared_secrets_must_be_set_and_their_hosts_allowed() {
+        let (_dir, file, mut args) = proxied("example.com\n");
+        args.secrets = declared("MY_TOKEN=example.com,other.example");
+        let error = crate::report::chain(&with_secrets(&args).unwrap_err());
+        assert!(
+            error.contains("MY_TOKEN")
+                && error.contains("other.example")
+                && error.contains(&*std::fs::canonicalize(&file).unwrap().to_string_lossy()),
+            "{error}"
+        );
+        args.secrets = declared("UNSET_TOKEN=example.com");
+        let error = with_secrets(&args).unwrap_err().to_string();
+        assert!(
+            error.contains("UNSET_TOKEN") && error.contains("not set"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_upstream_ca_must_be_a_pem_file() {
+        let (dir, _file, mut args) = proxied("example.com\n");
+        let ca = dir.path().join("ca.pem");
+        args.upstream_ca = Some(ca.clone());
+        assert!(matches!(
+            with_secrets(&args),
+            Err(ConfigError::UpstreamCa { .. })
+        ));
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        assert!(matches!(
+            with_secrets(&args),
+            Err(ConfigError::UpstreamCaNotPem { .. })
+        ));
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let proxy = with_secrets(&args).unwrap().proxy.unwrap();
+        assert_eq!(proxy.upstream_ca, Some(std::fs::canonicalize(&ca).unwrap()));
     }
 
     #[test]

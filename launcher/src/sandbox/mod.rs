@@ -14,6 +14,7 @@ pub(crate) mod labels;
 pub(crate) mod liveness;
 pub(crate) mod private_dirs;
 pub(crate) mod protect;
+pub(crate) mod secrets;
 mod sidecar;
 pub(crate) mod sidecar_image;
 pub(crate) mod teardown;
@@ -52,6 +53,15 @@ pub(crate) enum SandboxError {
     /// The sidecar did not become ready in time.
     #[error("the proxy sidecar was not ready after {timeout:?}; its output:\n{logs}")]
     ProxyTimeout { timeout: Duration, logs: String },
+    /// The secrets could not be handed to the sidecar's stdin.
+    #[error("cannot hand the secrets to the proxy sidecar")]
+    Grants(#[source] std::io::Error),
+    /// The sidecar has secrets but printed no CA certificate before its ready line.
+    #[error("the proxy sidecar printed no CA certificate for its secrets; its output:\n{logs}")]
+    NoCa { logs: String },
+    /// The agent's trust files could not be written.
+    #[error("cannot write the files that make the agent trust the proxy's CA")]
+    Trust(#[source] std::io::Error),
 }
 
 /// The objects of one run.

@@ -1,4 +1,4 @@
-//! `healthcheck` and `denied`: ask a running proxy's management listener.
+//! `healthcheck`, `denied` and `secrets`: ask a running proxy's management listener.
 
 use std::io::Write;
 
@@ -15,15 +15,16 @@ pub(super) fn healthcheck(args: &AdminArgs) -> Exit {
     }
 }
 
-/// `denied`: prints the denied-destination record (JSON) on stdout.
-pub(super) fn print_denied(args: &AdminArgs) -> Exit {
-    match get(args.admin, "/denied", args.timeout) {
+/// `denied` (`/denied`) and `secrets` (`/secrets`): prints the JSON report at `path`
+/// on stdout.
+pub(super) fn print_report(args: &AdminArgs, path: &str) -> Exit {
+    match get(args.admin, path, args.timeout) {
         Ok((200, body)) => {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{}", body.trim_end());
             Exit::Success
         }
-        Ok((status, _)) => report_failure(&format!("/denied answered {status}")),
+        Ok((status, _)) => report_failure(&format!("{path} answered {status}")),
         Err(err) => report_failure(&format!("cannot reach {}: {err}", args.admin)),
     }
 }

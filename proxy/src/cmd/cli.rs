@@ -57,6 +57,9 @@ pub(crate) enum Command {
     Healthcheck(AdminArgs),
     /// Print the destinations the proxy denied, as JSON.
     Denied(AdminArgs),
+    /// Print how often each secret was added and the placeholders seen going to other
+    /// hosts, as JSON.
+    Secrets(AdminArgs),
     /// Run CMD as a minimal init, relaying a loopback port to the proxy's socket.
     Relay(RelayArgs),
     /// Copy stdin to a TCP connection and the connection to stdout (the launcher's
@@ -201,6 +204,17 @@ pub(crate) struct ServeArgs {
         default_value = "80"
     )]
     pub(crate) http_ports: Vec<u16>,
+    /// Read secrets from stdin before binding: a JSON array of
+    /// `{"name", "placeholder", "value", "hosts"}`. CONNECTs to those hosts on
+    /// --sni-ports are decrypted with a per-run CA (its certificate is printed before
+    /// the ready line) and the placeholder is replaced by the value in request headers
+    /// and query, towards those hosts only. Every other host is never decrypted.
+    #[arg(long)]
+    pub(crate) secrets_stdin: bool,
+    /// PEM CA certificates trusted for upstreams of decrypted tunnels, besides the
+    /// public roots.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) upstream_ca: Option<PathBuf>,
 }
 
 /// Options of `explain`.
@@ -282,10 +296,14 @@ mod tests {
     fn the_commands_the_launcher_builds_parse_as_it_means_them() {
         let tcp = ListenAddr::Tcp(([0, 0, 0, 0], protocol::PROXY_PORT).into());
         let sidecar: Vec<String> = std::iter::once(protocol::PROXY_BINARY.to_owned())
-            .chain(protocol::sidecar_args(&[ListenAddr::socket(), tcp.clone()]))
+            .chain(protocol::sidecar_args(
+                &[ListenAddr::socket(), tcp.clone()],
+                protocol::SidecarOptions::default(),
+            ))
             .collect();
         let cli = parse_protocol(&sidecar);
         assert!(cli.command.is_none());
+        assert!(!cli.serve.secrets_stdin && cli.serve.upstream_ca.is_none());
         assert_eq!(
             cli.serve.policy.allowlist.as_deref(),
             Some(std::path::Path::new(protocol::ALLOWLIST_PATH))
@@ -312,6 +330,11 @@ mod tests {
             panic!("not denied")
         };
         assert_eq!(denied.admin, admin);
+        let Some(Command::Secrets(secrets)) = parse_protocol(&protocol::secrets_command()).command
+        else {
+            panic!("not secrets")
+        };
+        assert_eq!(secrets.admin, admin);
         let Some(Command::Healthcheck(health)) =
             parse_protocol(&protocol::healthcheck_command()).command
         else {
@@ -328,5 +351,22 @@ mod tests {
             "[::1]:1455".parse().unwrap(),
         ];
         assert_eq!(pipe.connect, loopbacks);
+    }
+
+    #[test]
+    fn the_secret_flags_the_launcher_adds_parse_as_it_means_them() {
+        let options = protocol::SidecarOptions {
+            secrets_stdin: true,
+            upstream_ca: true,
+        };
+        let sidecar: Vec<String> = std::iter::once(protocol::PROXY_BINARY.to_owned())
+            .chain(protocol::sidecar_args(&[ListenAddr::socket()], options))
+            .collect();
+        let cli = parse_protocol(&sidecar);
+        assert!(cli.serve.secrets_stdin);
+        assert_eq!(
+            cli.serve.upstream_ca.as_deref(),
+            Some(std::path::Path::new(protocol::UPSTREAM_CA_PATH))
+        );
     }
 }

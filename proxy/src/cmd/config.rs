@@ -75,6 +75,10 @@ pub(crate) struct ServeConfig {
     /// Runtime worker threads (1: a single-threaded runtime).
     pub(crate) threads: u16,
     pub(crate) limits: Limits,
+    /// Read secrets from stdin before binding.
+    pub(crate) secrets_stdin: bool,
+    /// Extra CA certificates for upstreams of decrypted tunnels.
+    pub(crate) upstream_ca: Option<PathBuf>,
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -123,6 +127,8 @@ impl TryFrom<ServeArgs> for ServeConfig {
             log_format: args.log_format,
             admin: args.admin.0,
             threads: args.threads,
+            secrets_stdin: args.secrets_stdin,
+            upstream_ca: args.upstream_ca,
             limits: Limits {
                 header_read_timeout: args.header_read_timeout,
                 max_header_bytes: args.max_header_bytes,

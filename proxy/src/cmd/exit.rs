@@ -17,6 +17,8 @@ pub enum Exit {
     Listen = 3,
     /// The system DNS configuration could not be read.
     Resolver = 4,
+    /// The secrets on stdin or the `--upstream-ca` file are invalid.
+    InvalidSecrets = 5,
     /// The command line is invalid.
     Usage = 64,
     /// An unexpected internal failure (the async runtime could not start).
@@ -37,5 +39,6 @@ Exit codes:
   2   the allowlist file is missing, unreadable or invalid
   3   a listening address could not be bound
   4   the system DNS configuration could not be read
+  5   the secrets on stdin (--secrets-stdin) or the --upstream-ca file are invalid
   64  invalid command line
   70  internal failure";

@@ -19,7 +19,9 @@ use crate::net::listen::Listener;
 use crate::net::resolve::{ResolveError, Resolver};
 use crate::ops::admin::{self, AdminState};
 use crate::ops::telemetry::Telemetry;
+use crate::secrets::{Secrets, SecretsError};
 use crate::server::Server;
+use crate::server::intercept::{InterceptError, Interceptor};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,12 @@ pub(crate) enum ServeError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// The secrets on stdin are invalid.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// Decryption of the secrets' hosts could not be set up.
+    #[error(transparent)]
+    Interception(#[from] InterceptError),
     /// The management address could not be bound.
     #[error("cannot listen on the management address {address}")]
     Admin {
@@ -56,14 +64,23 @@ impl ServeError {
             ServeError::Allowlist(_) => Exit::InvalidAllowlist,
             ServeError::Listen { .. } | ServeError::Admin { .. } => Exit::Listen,
             ServeError::Resolver(_) => Exit::Resolver,
+            ServeError::Secrets(_) | ServeError::Interception(_) => Exit::InvalidSecrets,
             ServeError::Signals(_) => Exit::Internal,
         }
     }
 }
 
-/// Loads the policy, binds every listener, announces readiness on stdout, and serves
-/// until SIGTERM or SIGINT, reloading the policy on SIGHUP and file changes.
+/// Reads the secrets (stdin, to its end), loads the policy, binds every listener,
+/// announces readiness on stdout (after the run's CA certificate, when there are
+/// secrets), and serves until SIGTERM or SIGINT, reloading the policy on SIGHUP and
+/// file changes.
 pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let secrets = Arc::new(if config.secrets_stdin {
+        Secrets::read(std::io::stdin().lock())?
+    } else {
+        Secrets::default()
+    });
+    let interceptor = Interceptor::new(secrets.clone(), config.upstream_ca.as_deref())?;
     let policy = Policy::load(&config.policy.allowlist, &config.policy.options, 1)?;
     tracing::info!(
         allowlist = %config.policy.allowlist.display(),
@@ -116,6 +133,7 @@ pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         own.add(bound);
         tracing::info!(address = %bound, "management listening");
         let state = Arc::new(AdminState {
+            secrets: secrets.clone(),
             policy: store.clone(),
             telemetry: telemetry.clone(),
             reloads: reloads.clone(),
@@ -132,13 +150,41 @@ pub(crate) async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     );
     reloader.spawn(background.clone());
     let dialer = Dialer::new(resolver, config.limits.connect_timeout, own);
-    let server = Server::new(store, dialer, config.limits, telemetry);
+    if let Some(interceptor) = &interceptor {
+        let names: Vec<&str> = secrets.names().collect();
+        tracing::info!(
+            secrets = names.join(","),
+            hosts = secrets
+                .hosts()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            "secrets received; tunnels to their hosts are decrypted with the run's CA"
+        );
+        print_ca(&interceptor.ca_pem());
+    }
+    let server = Server::with_secrets(
+        store,
+        dialer,
+        config.limits,
+        telemetry,
+        secrets,
+        interceptor,
+    );
     // Handlers are installed before readiness is announced, so a supervisor may stop
     // the proxy as soon as it is ready.
     let shutdown = shutdown_signal()?;
     announce_ready();
     server.run(listeners, shutdown).await;
     Ok(())
+}
+
+/// Prints the run's CA certificate on stdout, where the launcher reads it
+/// (`protocol::ca_from_output`).
+fn print_ca(pem: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = write!(stdout, "{}", pem.trim_end());
+    let _ = writeln!(stdout);
 }
 
 /// Tells a supervisor (the launcher follows our stdout) that the proxy accepts requests.

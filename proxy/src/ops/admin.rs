@@ -1,4 +1,4 @@
-//! The management listener: `/healthz`, `/readyz`, `/metrics`, `/denied`.
+//! The management listener: `/healthz`, `/readyz`, `/metrics`, `/denied`, `/secrets`.
 //!
 //! It listens on its own address (loopback by default), never on the proxy's, so the
 //! sandboxed agent cannot read or influence it.
@@ -23,9 +23,11 @@ use crate::live::PolicyStore;
 use crate::live::reload::ReloadStatus;
 use crate::net::listen::accept_retrying;
 use crate::ops::telemetry::Telemetry;
+use crate::secrets::Secrets;
 
 /// What the management endpoints report on.
 pub(crate) struct AdminState {
+    pub(crate) secrets: Arc<Secrets>,
     pub(crate) policy: PolicyStore,
     pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) reloads: Arc<ReloadStatus>,
@@ -72,15 +74,21 @@ fn route(request: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             state.telemetry.encode(),
         ),
-        "/denied" => match serde_json::to_string(&state.telemetry.denied.report()) {
-            Ok(json) => respond(StatusCode::OK, "application/json", json),
-            Err(_) => respond(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain",
-                "cannot encode the record\n".into(),
-            ),
-        },
+        "/denied" => json_report(&state.telemetry.denied.report()),
+        "/secrets" => json_report(&state.secrets.report()),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
+
+/// A report as JSON.
+fn json_report(report: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_string(report) {
+        Ok(json) => respond(StatusCode::OK, "application/json", json),
+        Err(_) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            "cannot encode the record\n".into(),
+        ),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The management listener's client: a minimal blocking HTTP/1.1 GET, for the
-//! `healthcheck` and `denied` commands in a scratch image with no shell or curl.
+//! `healthcheck`, `denied` and `secrets` commands in a scratch image with no shell or curl.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};

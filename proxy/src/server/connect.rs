@@ -1,9 +1,10 @@
 //! `CONNECT host:port`: decide, dial, and only then answer 200 and open the tunnel.
 //!
 //! What the tunnel is depends on the port: on `--sni-ports` the TLS name check screens
-//! the ClientHello and bytes are then relayed; on `--http-ports` the proxy serves the
-//! HTTP requests inside the tunnel itself, towards the CONNECT host only
-//! ([`super::origin`]); any other port the allowlist allows is a raw byte relay.
+//! the ClientHello and bytes are then relayed, except to the hosts of secrets, whose
+//! tunnels are decrypted and served as HTTP ([`super::intercept`]); on `--http-ports`
+//! the proxy serves the HTTP requests inside the tunnel itself, towards the CONNECT host
+//! only ([`super::origin`]); any other port the allowlist allows is a raw byte relay.
 //!
 //! The tunnel subscribes to policy changes before the policy decides, so a reload that
 //! lands while the name resolves or the connection opens is not missed: a policy that
@@ -21,7 +22,9 @@ use sandbox_policy::Policy;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::client_end::ClientEnd;
-use super::origin::{self, DialConnector, NoRewrite, Origin, Served};
+use super::intercept::HandshakeFailure;
+use super::intercept::rewrite::WatchSecrets;
+use super::origin::{self, DialConnector, Origin, Served};
 use super::record::{DecisionRecord, Outcome};
 use super::request::Target;
 use super::respond::ProxyError;
@@ -128,8 +131,17 @@ impl Tunnel {
     where
         S: Socket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
-        if self.shared.limits.http_ports.contains(&self.target.port) {
+        let Target { host, port } = &self.target;
+        let shared = &self.shared;
+        if shared.limits.http_ports.contains(port) {
             self.serve_http(client, early, revoked).await;
+        } else if shared.limits.sni.ports.contains(port)
+            && shared
+                .interceptor
+                .as_ref()
+                .is_some_and(|interceptor| interceptor.intercepts(host))
+        {
+            self.intercept(client, early, revoked).await;
         } else {
             self.relay(client, early, revoked).await;
         }
@@ -137,45 +149,70 @@ impl Tunnel {
 
     /// Serves the HTTP requests inside the tunnel, towards the CONNECT host only.
     async fn serve_http<S>(
-        mut self,
+        self,
         client: S,
         early: Bytes,
         revoked: impl Future<Output = Arc<Policy>>,
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
+        let Tunnel {
+            target,
+            dialed,
+            record,
+            shared,
+        } = self;
         let moved = Arc::new(Counters::default());
         let client = ClientEnd::new(client, early, moved.clone());
         let origin = Origin {
-            host: self.target.host.clone(),
-            port: self.target.port,
+            host: target.host.clone(),
+            port: target.port,
             tls: false,
         };
-        let connector = DialConnector::new(self.shared.clone(), self.target.clone(), self.dialed);
-        let who = self.record.client();
-        let served = origin::serve(
-            client,
-            origin,
-            connector,
-            NoRewrite,
-            self.shared.clone(),
-            who,
-        );
-        self.shared.telemetry.tunnel(true);
-        let end = tokio::select! {
-            served = served => match served {
-                Served::Closed => TunnelEnd::Closed,
-                Served::Timeout => TunnelEnd::IdleTimeout,
-                Served::Error => TunnelEnd::Error,
-                Served::NotHttp => {
-                    self.record.outcome = Outcome::Denied("not-http");
-                    TunnelEnd::Closed
-                }
-            },
-            _ = revoked => TunnelEnd::Revoked,
+        let rewrite = WatchSecrets {
+            secrets: shared.secrets.clone(),
+            host: target.host.clone(),
         };
-        self.shared.telemetry.tunnel(false);
-        self.record.tunnel_ended(end, moved.snapshot());
+        let who = record.client();
+        let connector = DialConnector::new(shared.clone(), target, dialed);
+        let served = origin::serve(client, origin, connector, rewrite, shared.clone(), who);
+        finish_served(record, async { Ok(served.await) }, revoked, moved, &shared).await;
+    }
+
+    /// Decrypts the tunnel, after the TLS name check, and serves the requests inside
+    /// with the secrets of its host added ([`super::intercept`]).
+    async fn intercept<S>(self, client: S, early: Bytes, revoked: impl Future<Output = Arc<Policy>>)
+    where
+        S: Socket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let Tunnel {
+            target,
+            dialed,
+            mut record,
+            shared,
+        } = self;
+        let first = match shared
+            .limits
+            .sni
+            .screen(&target.host, target.port, &client, early)
+            .await
+        {
+            Ok(first) => first,
+            Err(refusal) => {
+                record.outcome = Outcome::Denied(refusal.code());
+                return;
+            }
+        };
+        let Some(interceptor) = shared.interceptor.as_ref() else {
+            return;
+        };
+        record.detail = Some("decrypted".to_owned());
+        let moved = Arc::new(Counters::default());
+        let client = ClientEnd::new(client, first, moved.clone());
+        let who = record.client();
+        let dial = DialConnector::new(shared.clone(), target.clone(), dialed);
+        let served = interceptor.serve(client, &target, dial, shared.clone(), who);
+        finish_served(record, served, revoked, moved, &shared).await;
     }
 
     /// Relays bytes both ways, after the TLS name check on TLS ports.
@@ -223,4 +260,34 @@ impl Tunnel {
         transferred.up += early.up;
         self.record.tunnel_ended(end, transferred);
     }
+}
+
+/// Waits until a tunnel served as HTTP ends or `revoked` completes, and completes its
+/// decision line with how it ended and the bytes `moved`.
+async fn finish_served(
+    mut record: DecisionRecord,
+    served: impl Future<Output = Result<Served, HandshakeFailure>>,
+    revoked: impl Future<Output = Arc<Policy>>,
+    moved: Arc<Counters>,
+    shared: &Shared,
+) {
+    shared.telemetry.tunnel(true);
+    let end = tokio::select! {
+        served = served => match served {
+            Ok(Served::Closed) => TunnelEnd::Closed,
+            Ok(Served::Timeout) => TunnelEnd::IdleTimeout,
+            Ok(Served::Error) => TunnelEnd::Error,
+            Ok(Served::NotHttp) => {
+                record.outcome = Outcome::Denied("not-http");
+                TunnelEnd::Closed
+            }
+            Err(failure) => {
+                record.outcome = Outcome::Failed(failure.code());
+                TunnelEnd::Error
+            }
+        },
+        _ = revoked => TunnelEnd::Revoked,
+    };
+    shared.telemetry.tunnel(false);
+    record.tunnel_ended(end, moved.snapshot());
 }

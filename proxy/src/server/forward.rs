@@ -33,6 +33,10 @@ pub(super) async fn handle(
     if let Err(err) = request::rewrite_for_upstream(&mut request, &authority) {
         return fail(record, err);
     }
+    let marks = shared
+        .secrets
+        .watch(request.uri(), request.headers(), &target.host);
+    record.mark_secrets(marks);
     let (request, sent) = match exchange::outgoing(request, body).await {
         Ok(outgoing) => outgoing,
         Err(err) => return fail(record, err),

@@ -7,6 +7,7 @@ mod counted;
 mod exchange;
 mod forward;
 pub mod framing;
+pub(crate) mod intercept;
 pub(crate) mod origin;
 pub(crate) mod record;
 pub(crate) mod request;
@@ -40,6 +41,8 @@ use crate::net::dial::Dialer;
 use crate::net::listen::{Accepted, Listener, accept_retrying};
 use crate::net::tunnel::Socket;
 use crate::ops::telemetry::{LimitHit, Telemetry};
+use crate::secrets::Secrets;
+use intercept::Interceptor;
 
 /// Why a body stopped streaming.
 pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -90,6 +93,10 @@ pub(crate) struct Shared {
     dialer: Dialer,
     client: upstream::UpstreamClient,
     limits: Limits,
+    /// The secrets: watched for in every request, added in decrypted tunnels.
+    secrets: Arc<Secrets>,
+    /// Decrypts tunnels to the secrets' hosts; `None` without secrets.
+    interceptor: Option<Interceptor>,
     connections: Arc<Semaphore>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -102,12 +109,25 @@ pub struct Server {
 
 impl Server {
     /// A server deciding with `policy`, dialing with `dialer`, within `limits`, counting
-    /// in `telemetry`.
+    /// in `telemetry`; it holds no secret and decrypts nothing.
     pub fn new(
         policy: PolicyStore,
         dialer: Dialer,
         limits: Limits,
         telemetry: Arc<Telemetry>,
+    ) -> Server {
+        Server::with_secrets(policy, dialer, limits, telemetry, Arc::default(), None)
+    }
+
+    /// A server that also watches for the placeholders of `secrets`, and adds them in
+    /// the tunnels `interceptor` decrypts.
+    pub(crate) fn with_secrets(
+        policy: PolicyStore,
+        dialer: Dialer,
+        limits: Limits,
+        telemetry: Arc<Telemetry>,
+        secrets: Arc<Secrets>,
+        interceptor: Option<Interceptor>,
     ) -> Server {
         let client = upstream::client(policy.clone(), dialer.clone(), telemetry.clone());
         Server {
@@ -118,6 +138,8 @@ impl Server {
                 dialer,
                 client,
                 limits,
+                secrets,
+                interceptor,
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),

@@ -25,7 +25,8 @@
 //! - a [`Rewrite`] hook, shown each request head just before it goes upstream (target in
 //!   origin form, `Host` set, hop-by-hop headers gone) and each response head just
 //!   before it goes back; it may change them and note what it did in the request's
-//!   decision record ([`NoRewrite`] changes nothing).
+//!   decision record (`intercept::rewrite`: secrets added in decrypted tunnels, only
+//!   watched for in cleartext ones).
 //!
 //! The caller owns the tunnel: it races [`serve`] against revocation (dropping the future
 //! closes the client and every upstream connection) and completes the CONNECT's decision
@@ -129,14 +130,12 @@ pub(crate) trait Rewrite: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Called when a request went upstream (its response head came back).
+    fn forwarded(&self, _record: &DecisionRecord) {}
+
     /// Called with each response head before it goes back to the client.
     fn response(&self, _head: &mut http::response::Parts, _record: &mut DecisionRecord) {}
 }
-
-/// A [`Rewrite`] that changes nothing.
-pub(crate) struct NoRewrite;
-
-impl Rewrite for NoRewrite {}
 
 /// How serving a tunnel ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,6 +273,7 @@ impl<C: Connector, R: Rewrite> Session<C, R> {
             Err(err) => return fail(record, sent.blame(err)),
         };
         record.address = Some(address);
+        self.rewrite.forwarded(&record);
         let (mut head, body) = response.into_parts();
         self.rewrite.response(&mut head, &mut record);
         let response = Response::from_parts(head, body);

@@ -14,6 +14,7 @@ use sandbox_policy::Policy;
 use super::request::Target;
 use crate::net::tunnel::{Transferred, TunnelEnd};
 use crate::ops::telemetry::Telemetry;
+use crate::secrets::substitute::Marks;
 
 /// Who sent a request.
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +57,9 @@ pub(crate) struct DecisionRecord {
     pub(crate) tunnel_end: Option<TunnelEnd>,
     /// What exactly was wrong, for refusals whose reason code is not the whole story.
     pub(crate) detail: Option<String>,
+    /// The secrets added to the request, and those whose placeholder it carried to a
+    /// host not bound to them.
+    secrets: Marks,
 }
 
 impl DecisionRecord {
@@ -80,6 +84,7 @@ impl DecisionRecord {
             transferred: Transferred::default(),
             tunnel_end: None,
             detail: None,
+            secrets: Marks::default(),
         }
     }
 
@@ -97,6 +102,16 @@ impl DecisionRecord {
     /// Who sent the request.
     pub(crate) fn client(&self) -> Client {
         self.client
+    }
+
+    /// Records the secrets the request carried (names only).
+    pub(crate) fn mark_secrets(&mut self, marks: Marks) {
+        self.secrets = marks;
+    }
+
+    /// The names of the secrets added to the request.
+    pub(crate) fn secrets_added(&self) -> &[String] {
+        &self.secrets.added
     }
 
     /// Records how a tunnel ended and what it moved.
@@ -160,6 +175,13 @@ impl Drop for DecisionRecord {
             bytes_down = self.transferred.down,
             end = self.tunnel_end.map_or("", TunnelEnd::as_str),
             detail = self.detail.as_deref().unwrap_or(""),
+            // Secrets count as added once the request went out.
+            secrets = if self.outcome == Outcome::Allowed {
+                self.secrets.added.join(",")
+            } else {
+                String::new()
+            },
+            stray_placeholders = self.secrets.strays.join(","),
             duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             policy_generation = self.policy.generation(),
             policy_sha256 = self.policy.sha256(),

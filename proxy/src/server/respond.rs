@@ -49,6 +49,10 @@ pub(crate) enum ProxyError {
     /// The upstream failed after the connection was made.
     #[error("upstream request failed")]
     Upstream,
+    /// The upstream of a decrypted tunnel failed TLS verification (or the handshake);
+    /// no request was sent to it.
+    #[error("upstream TLS failed: {0}")]
+    UpstreamTls(String),
 }
 
 impl From<&DialError> for ProxyError {
@@ -84,6 +88,7 @@ impl ProxyError {
             ProxyError::Connect => "connect",
             ProxyError::Timeout { .. } => "connect-timeout",
             ProxyError::Upstream => "upstream",
+            ProxyError::UpstreamTls(_) => "upstream-tls",
         }
     }
 
@@ -102,7 +107,10 @@ impl ProxyError {
             ProxyError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::Denied(_) | ProxyError::HostMismatch { .. } => StatusCode::FORBIDDEN,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Dns | ProxyError::Connect | ProxyError::Upstream => StatusCode::BAD_GATEWAY,
+            ProxyError::Dns
+            | ProxyError::Connect
+            | ProxyError::Upstream
+            | ProxyError::UpstreamTls(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -134,6 +142,12 @@ impl ProxyError {
             ProxyError::Upstream => (
                 ERROR_HEADER,
                 "the upstream server failed to answer".to_owned(),
+            ),
+            ProxyError::UpstreamTls(reason) => (
+                ERROR_HEADER,
+                format!(
+                    "the upstream's TLS could not be verified ({reason}); nothing was sent to it"
+                ),
             ),
         };
         text_response(self.status(), header, self.code(), &body)

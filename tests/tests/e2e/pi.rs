@@ -13,90 +13,44 @@
 //! Everything the launcher creates carries the scope's labels (`--label`), so the scope
 //! removes it even when a test fails.
 
-use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent_sandbox_e2e::{
     MODEL_HOST, SandboxedPi, as_user, docker_available, launcher_binary, pi_testdata_available,
 };
 
+use crate::bounded::{Run, run_bounded};
+
 /// How long one launcher run may take: image checks, the sidecar, pi's start and, when
 /// the provider is refused, its retries (about 1 s with the test's settings, 15 s with
 /// pi's defaults).
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The prompt; the mock answers any prompt with its marker.
-const PROMPT: &str = "Say the marker.";
-
-/// What a launcher run printed.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+pub(crate) const PROMPT: &str = "Say the marker.";
 
 /// pi in the sandbox, or `None` (after a loud skip; a failure under CI) without a Docker
 /// engine or pi's test data.
 fn sandboxed_pi() -> Option<SandboxedPi> {
-    (docker_available() && pi_testdata_available()).then(SandboxedPi::start)
+    pi_available().then(SandboxedPi::start)
+}
+
+/// Whether the Docker engine and pi's test data are there (a loud skip otherwise; a
+/// failure under CI).
+pub(crate) fn pi_available() -> bool {
+    docker_available() && pi_testdata_available()
 }
 
 /// The UID and GID the launcher runs as: not root and unknown to the image, as a user's
 /// would be (the image must cope with any).
-const USER: u32 = 5678;
+pub(crate) const USER: u32 = 5678;
 
 /// Runs pi in the sandbox with `allowlist`, the launcher as [`USER`].
 fn run_pi(pi: &SandboxedPi, allowlist: &str) -> Run {
     pi.hand_to(USER);
     let launcher = pi.command(&launcher_binary(false), allowlist, PROMPT);
     run_bounded(as_user(&launcher, USER), RUN_TIMEOUT)
-}
-
-/// Runs `cmd` with stdin from /dev/null, collecting its output; stops it (SIGTERM, so
-/// the launcher tears down) when it runs longer than `timeout`.
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Run {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let run = Run {
-        code: status.code(),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    };
-    eprintln!(
-        "--- launcher exited {:?} after {:.1?}\n--- stdout:\n{}\n--- stderr:\n{}",
-        run.code,
-        started.elapsed(),
-        run.stdout,
-        run.stderr
-    );
-    run
 }
 
 #[test]

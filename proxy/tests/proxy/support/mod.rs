@@ -1,9 +1,11 @@
 //! What the tests share: proxies to test ([`proxy`]: in this process, or the real
-//! binary), upstreams that record what reaches them ([`upstream`], [`tls`]), clients
-//! that speak HTTP/1.1 and CONNECT byte by byte ([`http`]), and waiting for an event
+//! binary), upstreams that record what reaches them ([`upstream`], [`tls`], [`https`]),
+//! clients that speak HTTP/1.1 and CONNECT byte by byte ([`http`]) or HTTPS inside a
+//! tunnel ([`https`]), a test CA ([`tls`]), and waiting for an event
 //! with a deadline instead of sleeping.
 
 pub mod http;
+pub mod https;
 pub mod proxy;
 pub mod tls;
 pub mod upstream;

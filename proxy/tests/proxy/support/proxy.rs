@@ -2,7 +2,7 @@
 //! addresses, its policy replaceable), [`Running`] runs the real binary.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -117,12 +117,30 @@ pub struct Running {
     pub child: Child,
     pub address: String,
     pub admin: String,
+    stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// Collects the lines `stream` yields, in a thread, into the returned list.
+fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let collected = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            collected.lock().unwrap().push(line);
+        }
+    });
+    lines
 }
 
 impl Running {
     /// Starts it with `allowlist` and `extra` arguments; returns once it is ready.
     pub fn start(allowlist: &Path, extra: &[&str]) -> Running {
+        Running::start_with_stdin(allowlist, extra, "")
+    }
+
+    /// [`Running::start`], with `stdin` written to its standard input, then closed.
+    pub fn start_with_stdin(allowlist: &Path, extra: &[&str], stdin: &str) -> Running {
         let mut child = Command::new(BIN)
             .arg("--allowlist")
             .arg(allowlist)
@@ -136,32 +154,47 @@ impl Running {
             ])
             .args(extra)
             .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = stderr.clone();
-        let reader = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut ready = String::new();
-        stdout.read_line(&mut ready).unwrap();
-        assert_eq!(ready.trim_end(), protocol::READY_LINE);
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        let stderr = collect_lines(child.stderr.take().unwrap());
+        let stdout = collect_lines(child.stdout.take().unwrap());
         let mut running = Running {
             child,
             address: String::new(),
             admin: String::new(),
+            stdout,
             stderr,
         };
+        eventually_blocking("the ready line", || {
+            let stdout = running.stdout.lock().unwrap();
+            stdout
+                .iter()
+                .any(|line| line == protocol::READY_LINE)
+                .then_some(())
+        });
         // The stderr reader may lag behind stdout.
         running.address = running.logged_address("listening");
         running.admin = running.logged_address("management listening");
         running
+    }
+
+    /// Everything it printed so far, stdout then stderr.
+    pub fn output(&self) -> String {
+        let stdout = self.stdout.lock().unwrap().join("\n");
+        let stderr = self.stderr.lock().unwrap().join("\n");
+        format!("{stdout}\n{stderr}")
+    }
+
+    /// The run's CA certificate, as the launcher reads it from stdout.
+    pub fn ca_pem(&self) -> String {
+        let stdout = self.stdout.lock().unwrap().join("\n");
+        protocol::ca_from_output(&format!("{stdout}\n")).expect("a CA before the ready line")
     }
 
     /// Every JSON log line so far.
