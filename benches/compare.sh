@@ -59,7 +59,12 @@ outside() {
   log "building loadgen and sandbox-proxy (release)"
   (cd "$root" && cargo build --release -q -p sandbox-benches --bin loadgen)
   if [[ -z ${SANDBOX_PROXY:-} ]]; then
-    # The musl build as the sidecar image has it (scripts/build-proxy-image.sh).
+    # The musl build as the sidecar image has it (scripts/build-proxy-image.sh), which
+    # needs the target's standard library.
+    if [[ -n ${musl_target:-} ]] && ! rustup target list --installed | grep -qx "$musl_target"; then
+      log "adding the Rust target $musl_target"
+      rustup target add "$musl_target" >&2
+    fi
     (cd "$root" && cargo build --release -q -p sandbox-proxy --bin sandbox-proxy \
       ${musl_target:+--target "$musl_target" --no-default-features})
   fi
@@ -79,9 +84,9 @@ cleanup() {
 }
 
 stop_pid() {
-  local pid=$1 i
+  local pid=$1
   kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -91,8 +96,8 @@ stop_pid() {
 
 # Waits until something accepts on 127.0.0.1:$1 while process $2 lives.
 wait_port() {
-  local port=$1 pid=$2 i
-  for i in $(seq 1200); do
+  local port=$1 pid=$2
+  for _ in $(seq 1200); do
     kill -0 "$pid" 2>/dev/null || return 1
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
     sleep 0.1
@@ -235,8 +240,9 @@ inside() {
     2>"$work/upstreams.log" &
   local upstreams=$!
   started+=("$upstreams")
-  wait_port "$ECHO_PORT" "$upstreams" && wait_port "$HTTP_PORT" "$upstreams" \
-    || die "upstreams did not start"
+  if ! wait_port "$ECHO_PORT" "$upstreams" || ! wait_port "$HTTP_PORT" "$upstreams"; then
+    die "upstreams did not start"
+  fi
 
   local system n
   for system in $SYSTEMS; do

@@ -37,7 +37,7 @@ pub enum AddressClass {
 
 impl AddressClass {
     /// Classifies one address.
-    pub(crate) fn of(ip: IpAddr) -> AddressClass {
+    pub fn of(ip: IpAddr) -> AddressClass {
         match ip {
             IpAddr::V4(v4) => classify_v4(v4),
             IpAddr::V6(v6) => classify_v6(v6),

@@ -123,19 +123,28 @@ impl Policy {
         })
     }
 
-    /// Reads and compiles the allowlist file at `path`: the one way an allowlist file is
-    /// read. A missing, unreadable or non-UTF-8 file is [`LoadError::Read`].
+    /// Reads and compiles the allowlist file at `path`. A missing, unreadable or
+    /// non-UTF-8 file is [`LoadError::Read`].
     pub fn load(
         path: &Path,
         options: &PolicyOptions,
         generation: u64,
     ) -> Result<Policy, LoadError> {
+        let text = Policy::read_text(path)?;
+        Policy::from_text(&path.display().to_string(), &text, options, generation)
+            .map_err(LoadError::Invalid)
+    }
+
+    /// Reads the allowlist file at `path`: the one way an allowlist file is read (the
+    /// launcher compiles what it read with [`Policy::from_text`] and copies exactly that).
+    /// A missing, unreadable or non-UTF-8 file is [`LoadError::Read`].
+    pub fn read_text(path: &Path) -> Result<String, LoadError> {
         let read_error = |source| LoadError::Read {
             path: path.to_owned(),
             source,
         };
         let bytes = std::fs::read(path).map_err(read_error)?;
-        let text = String::from_utf8(bytes).map_err(|e| {
+        String::from_utf8(bytes).map_err(|e| {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
             let message = format!("line {line} is not valid UTF-8");
@@ -143,9 +152,7 @@ impl Policy {
                 std::io::ErrorKind::InvalidData,
                 message,
             ))
-        })?;
-        Policy::from_text(&path.display().to_string(), &text, options, generation)
-            .map_err(LoadError::Invalid)
+        })
     }
 
     /// The compiled allowlist.

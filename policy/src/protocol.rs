@@ -42,15 +42,24 @@ pub const RUN_DIR: &str = "/run/sandbox";
 /// The proxy's Unix socket, in [`RUN_DIR`].
 pub const SOCKET: &str = "/run/sandbox/proxy.sock";
 
-/// Where the allowlist is mounted (read-only) in the sidecar.
+/// Where the launcher's per-run copy of the allowlist is mounted in the sidecar: a
+/// read-only directory, so that the proxy's watch of it sees the launcher replace the
+/// file (by rename) during the run.
+pub const ALLOWLIST_DIR: &str = "/etc/sandbox-proxy";
+
+/// The allowlist's file name in [`ALLOWLIST_DIR`] (and in the launcher's copy).
+pub const ALLOWLIST_FILE: &str = "allowed_domains.txt";
+
+/// The allowlist in the sidecar: [`ALLOWLIST_FILE`] in [`ALLOWLIST_DIR`].
 pub const ALLOWLIST_PATH: &str = "/etc/sandbox-proxy/allowed_domains.txt";
 
 /// Where the user's extra upstream CA certificates (`--upstream-ca`) are mounted
-/// (read-only) in the sidecar.
-pub const UPSTREAM_CA_PATH: &str = "/etc/sandbox-proxy/upstream-ca.pem";
+/// (read-only) in the sidecar: outside [`ALLOWLIST_DIR`], itself a read-only directory
+/// mount.
+pub const UPSTREAM_CA_PATH: &str = "/etc/sandbox-proxy-upstream/ca.pem";
 
 /// The response header carrying the reason code of a request the policy refused
-/// (`not-allowlisted`, `port`, `private-address`, `self`, `upstream-tls`).
+/// (`not-allowlisted`, `port`, `private-address`, `self`).
 pub const DENY_HEADER: &str = "x-sandbox-proxy-deny";
 
 /// Where the proxy listens or the relay connects: `IP:PORT`, `[IPv6]:PORT` or
@@ -160,6 +169,18 @@ pub fn secrets_command() -> Vec<String> {
     [PROXY_BINARY, "secrets", "--admin", ADMIN_ADDRESS]
         .map(str::to_owned)
         .to_vec()
+}
+
+/// The command, run in the agent container with attached streams, that carries one
+/// connection of the launcher's login-callback listener (host loopback `port`) to the
+/// same port on the container's own loopback (IPv4 first, then IPv6).
+pub fn pipe_command(port: u16) -> Vec<String> {
+    vec![
+        PROXY_BINARY.to_owned(),
+        "pipe".to_owned(),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ]
 }
 
 /// The sidecar image's health check: exits 0 once the proxy is ready.
@@ -295,6 +316,10 @@ mod tests {
     fn paths_nest_as_documented() {
         assert_eq!(Path::new(PROXY_BINARY).parent(), Some(Path::new(BIN_DIR)));
         assert_eq!(Path::new(SOCKET).parent(), Some(Path::new(RUN_DIR)));
+        assert_eq!(
+            Path::new(ALLOWLIST_PATH),
+            Path::new(ALLOWLIST_DIR).join(ALLOWLIST_FILE)
+        );
         assert!(
             ADMIN_ADDRESS
                 .parse::<SocketAddr>()
@@ -361,10 +386,7 @@ mod tests {
         assert!(both.contains(&"--secrets-stdin".to_owned()));
         let ca = both.iter().position(|a| a == "--upstream-ca").unwrap();
         assert_eq!(both[ca + 1], UPSTREAM_CA_PATH);
-        assert_eq!(
-            Path::new(UPSTREAM_CA_PATH).parent(),
-            Path::new(ALLOWLIST_PATH).parent()
-        );
+        assert!(!Path::new(UPSTREAM_CA_PATH).starts_with(ALLOWLIST_DIR));
     }
 
     #[test]

@@ -20,6 +20,10 @@ use crate::test_ca::test_ca;
 /// The mock model server's name on the egress network.
 pub const MODEL_HOST: &str = "model.test";
 
+/// The launcher's default allowlist, relative to the home directory (with
+/// `XDG_CONFIG_HOME` at `~/.config`).
+const DEFAULT_ALLOWLIST: &str = ".config/agent-sandbox/allowed_domains.txt";
+
 /// pi's `settings.json`: its retries of a failed request stay (three, as by default) but
 /// start 0.1 s apart instead of 2 s, so a refused provider fails in about a second
 /// rather than the 15 s a user would wait.
@@ -69,17 +73,15 @@ impl SandboxedPi {
 
     /// `LAUNCHER run pi --proxy ... -- --provider mock --model mock-model -p PROMPT`
     /// with the test images, the egress network, the scope's labels and `allowlist`
-    /// (written to `~/.agents/proxy_allowed_domains.txt`).
+    /// (written to the launcher's default, `~/.config/agent-sandbox/allowed_domains.txt`).
     pub fn command(&self, launcher: &Path, allowlist: &str, prompt: &str) -> Command {
-        let allowed = self.dirs.home.join(".agents/proxy_allowed_domains.txt");
+        let allowed = self.dirs.home.join(DEFAULT_ALLOWLIST);
         std::fs::write(&allowed, allowlist)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", allowed.display()));
         let mut cmd = self.dirs.command(launcher);
         cmd.args(["run", "pi", "--proxy", "--image", pi_image()])
             .args(["--proxy-image", proxy_image()])
             .args(["--egress-network", &self.egress])
-            .arg("--allowed-domains")
-            .arg(&allowed)
             .args(self.scope.label_args())
             .arg("--")
             .args(self.dirs.pi_args(prompt));
@@ -138,11 +140,11 @@ struct PiDirs {
 }
 
 impl PiDirs {
-    /// Creates them, with `~/.agents/` (where the allowlist goes) and `models.json`
-    /// declaring the provider `mock` at `base_url`.
+    /// Creates them, with the launcher's configuration directory (where the allowlist
+    /// goes) and `models.json` declaring the provider `mock` at `base_url`.
     fn new(scope: &Scope, base_url: String) -> Self {
         let (home, work) = (scope.subdir("home"), scope.subdir("work"));
-        scope.subdir("home/.agents");
+        scope.subdir("home/.config/agent-sandbox");
         let provider = Provider {
             name: "mock".to_owned(),
             base_url,

@@ -5,11 +5,14 @@
 use std::process::Command;
 use std::sync::OnceLock;
 
+use sha2::{Digest as _, Sha256};
+
 use crate::cache::{CacheLock, workspace_root};
 use crate::cli::{Outcome, docker_ok};
 
-/// The tag the tests build the sidecar image under.
-const TAG: &str = "agent-sandbox-test/proxy:local";
+/// The repository the tests build the sidecar image in; the tag names the checkout, so
+/// that test runs of several checkouts on one engine do not replace each other's image.
+const REPOSITORY: &str = "agent-sandbox-test/proxy";
 
 /// Selects images built for the tests.
 const TEST_IMAGE_FILTER: &str = "label=agent-sandbox.test=1";
@@ -22,9 +25,14 @@ pub fn proxy_image() -> &'static str {
     BUILT.get_or_init(|| {
         let _lock = CacheLock::acquire("proxy-image");
         let script = workspace_root().join("scripts/build-proxy-image.sh");
+        let checkout = format!(
+            "{:x}",
+            Sha256::digest(workspace_root().as_os_str().as_encoded_bytes())
+        );
+        let tag = format!("{REPOSITORY}:{}", &checkout[..12]);
         let outcome = Outcome::of(Command::new("bash").arg(&script).args([
             "--tag",
-            TAG,
+            &tag,
             "--label",
             "agent-sandbox.test=1",
         ]));

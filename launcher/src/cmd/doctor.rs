@@ -71,7 +71,7 @@ async fn check(args: &Options, lines: &mut Vec<(bool, String)>) -> bool {
                     Isolation::InternalNetwork =>
                         "agent on an internal network (host gateway reachable)",
                 },
-                proxy.allowlist.display(),
+                proxy.allowlist.path.display(),
                 proxy.egress_network.as_deref().unwrap_or("per-run bridge"),
             ),
         },

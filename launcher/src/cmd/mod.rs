@@ -15,12 +15,13 @@ use crate::options::cli::{self, Cli, Command};
 use crate::options::profile::{Profile, ProfileError};
 use crate::options::settings::{Settings, SettingsError};
 use crate::report::{chain, notice};
+use crate::sandbox::allowlist::copy;
 use crate::sandbox::checkout::CheckoutError;
 use crate::sandbox::config::ConfigError;
 use crate::sandbox::images::ImageError;
 use crate::sandbox::sidecar_image::SidecarImageError;
 use crate::sandbox::{SandboxError, liveness, teardown};
-use crate::terminal::browser::{self, Channel};
+use crate::terminal::browser;
 
 /// Runs the launcher with `argv` (`argv[0]` included) and returns the status to exit
 /// with: the agent's own, or the launcher's (see [`ExitStatus`]). Errors are reported on
@@ -79,6 +80,9 @@ pub(crate) enum Error {
     /// The sandbox could not be set up.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The sidecar's copy of the allowlist could not be made.
+    #[error("cannot make the proxy's copy of the allowlist")]
+    AllowlistCopy(#[source] std::io::Error),
     /// The browser hand-off channel could not be created.
     #[error("cannot create the browser hand-off directory")]
     Browser(#[source] std::io::Error),
@@ -133,7 +137,8 @@ async fn dispatch(cli: Cli) -> Result<ExitStatus, Error> {
             let engine = Engine::connect().await?;
             let owner = liveness::current_owner();
             let removed = teardown::gc(&engine, &owner.host, None, liveness::is_running).await?;
-            browser::remove_stale(&Channel::default_parent(), liveness::is_running);
+            browser::remove_stale_everywhere(liveness::is_running);
+            copy::remove_stale_everywhere(liveness::is_running);
             notice(&format!(
                 "removed the leftovers of {} run(s)",
                 removed.len()

@@ -2,11 +2,14 @@
 //!
 //! The flow: options checked against the host ([`SandboxConfig`]), the engine, a
 //! session (labels on everything), leftovers of dead runs removed while the images are
-//! checked, the browser hand-off channel, the sandbox (sidecar or a per-run network,
-//! then the agent container), the protected paths' snapshot, the agent's streams relayed
-//! until it exits (signals passed on), the warning about protected paths the run
-//! changed, the proxy's record of refused destinations, and teardown on every path.
+//! checked, the browser hand-off channel, in proxy mode the allowlist's copy for the
+//! sidecar and the policy in force (followed during the run), the sandbox (sidecar or a
+//! per-run network, then the agent container), the protected paths' snapshot, the
+//! agent's streams relayed until it exits (signals passed on), the warning about
+//! protected paths the run changed, the proxy's record of refused destinations, and
+//! teardown on every path.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::Error;
@@ -16,14 +19,17 @@ use crate::exit::ExitStatus;
 use crate::options::profile::{Missing, Profile, ResolvedMount};
 use crate::options::{Isolation, Network, Options};
 use crate::report::{chain, notice};
+use crate::sandbox::allowlist::follow::LiveAllowlist;
+use crate::sandbox::allowlist::{self, PolicyInForce, copy};
 use crate::sandbox::checkout::Checkout;
 use crate::sandbox::config::{AgentImage, Host, SandboxConfig};
 use crate::sandbox::images::{self, ImageState};
 use crate::sandbox::labels::{Owner, Session};
 use crate::sandbox::protect::snapshot::Watch;
 use crate::sandbox::sidecar_image;
-use crate::sandbox::{AgentNetwork, Sandbox, liveness, teardown};
-use crate::terminal::browser::{self, Channel, Follower};
+use crate::sandbox::{AgentNetwork, Sandbox, liveness, private_dirs, teardown};
+use crate::terminal::browser::callback::Callbacks;
+use crate::terminal::browser::{self, Channel, HandOff, Rules};
 use crate::terminal::{self, RawMode, stdio};
 
 /// The key sequence that detaches from the container: docker's default (Ctrl-P Ctrl-Q)
@@ -43,6 +49,9 @@ pub(super) async fn sandboxed(
     let config = SandboxConfig::new(args, profile, command, &host, |name| {
         std::env::var(name).ok()
     })?;
+    for warning in &config.warnings {
+        notice(&format!("warning: {warning}"));
+    }
     if config.writable_config {
         notice(
             "warning: --writable-config: the agent can change the code in its config \
@@ -60,20 +69,42 @@ pub(super) async fn sandboxed(
     images?;
     tracing::debug!(phase = "images ready");
     let mut terminations = Terminations::listen().map_err(Error::Signals)?;
-    let browser =
-        Channel::create(&Channel::default_parent(), &session.id, &owner).map_err(Error::Browser)?;
+    let browser = Channel::create_in_private_dir(&session.id, &owner).map_err(Error::Browser)?;
     let config = with_browser_channel(config, &browser);
-    let mut urls = browser.follower().map_err(Error::Browser)?;
+    let mut live = match &config.proxy {
+        Some(proxy) => Some(
+            allowlist::follow(
+                &proxy.allowlist,
+                &config,
+                private_dirs::parents(),
+                &session.id,
+                &owner,
+            )
+            .map_err(Error::AllowlistCopy)?,
+        ),
+        None => None,
+    };
+    let policy: Option<PolicyInForce> = live.as_ref().map(LiveAllowlist::policy);
+    let copy_dir = live.as_ref().map(|live| live.copy().dir());
+    let rules = policy.clone().map_or(Rules::PublicOnly, Rules::Policy);
+    let mut handoff = HandOff::new(browser, rules, Callbacks::new(engine.clone()));
     let sandbox = Sandbox::new(&engine, &session);
+    let agent = || sandbox.agent_id();
     let watch = Watch::default();
     let outcome = supervise(
         &sandbox,
-        run_in(&sandbox, &engine, &config, &watch),
+        run_in(&sandbox, &engine, &config, copy_dir.as_deref(), &watch),
         &mut terminations,
-        &mut urls,
+        handoff.follow(agent),
+        Followed {
+            allowlist: live.as_mut(),
+            policy,
+        },
     )
     .await;
-    urls.read_lines(browser::open_in_browser);
+    handoff.handle_new(&agent).await;
+    // The login callbacks' listeners close and the channel goes before the containers.
+    drop(handoff);
     tracing::debug!(phase = "run done");
     let mut failures = sandbox.teardown().await;
     match teardown::session_resources(&engine, &session.id).await {
@@ -83,6 +114,8 @@ pub(super) async fn sandboxed(
     for failure in &failures {
         notice(&format!("teardown: {}", chain(failure)));
     }
+    // The sidecar is gone: its copy of the allowlist goes too.
+    drop(live);
     // When the run ended before the agent did (a signal, an error), the agent is gone
     // only now.
     watch.end().iter().for_each(|line| notice(line));
@@ -92,7 +125,8 @@ pub(super) async fn sandboxed(
 /// Removes what earlier runs whose launcher is gone left behind (engine objects and
 /// browser channels); failures are logged, they do not stop this run.
 async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
-    browser::remove_stale(&Channel::default_parent(), liveness::is_running);
+    browser::remove_stale_everywhere(liveness::is_running);
+    copy::remove_stale_everywhere(liveness::is_running);
     match teardown::gc(engine, &owner.host, Some(session), liveness::is_running).await {
         Ok(removed) if !removed.is_empty() => {
             tracing::info!(
@@ -107,24 +141,54 @@ async fn collect_leftovers(engine: &Engine, owner: &Owner, session: &str) {
     }
 }
 
-/// `config` with the browser hand-off channel mounted and announced to the image's shim.
+/// `config` with the browser hand-off channel's file mounted (alone) and announced to
+/// the image's shim.
 fn with_browser_channel(mut config: SandboxConfig, channel: &Channel) -> SandboxConfig {
     config.mounts.push(ResolvedMount {
-        source: channel.dir().to_owned(),
-        target: browser::CONTAINER_DIR.to_owned(),
+        source: channel.file_path(),
+        target: browser::CONTAINER_FILE.to_owned(),
         read_only: false,
         missing: Missing::Skip,
         code: Vec::new(),
+        watch: Vec::new(),
     });
-    config.env.push(format!(
-        "{}={}/urls",
-        browser::ENV_VAR,
-        browser::CONTAINER_DIR
-    ));
+    config
+        .env
+        .push(format!("{}={}", browser::ENV_VAR, browser::CONTAINER_FILE));
     config
 }
 
-/// Drives `run` to its end while opening the URLs the container hands over and handling
+/// The user's allowlist during a proxy-mode run, and the policy in force it feeds.
+struct Followed<'a> {
+    allowlist: Option<&'a mut LiveAllowlist>,
+    policy: Option<PolicyInForce>,
+}
+
+/// The next change of the user's allowlist, as the message telling the user (never,
+/// without the proxy).
+async fn next_change(allowlist: &mut Option<&mut LiveAllowlist>) -> String {
+    match allowlist.as_deref_mut() {
+        Some(live) => {
+            let change = live.next_change().await;
+            live.describe(&change)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Returns once a new policy is in force (never, without the proxy).
+async fn policy_changed(policy: &mut Option<PolicyInForce>) {
+    let changed = match policy {
+        Some(policy) => policy.changed().await.is_ok(),
+        None => false,
+    };
+    if !changed {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Drives `run` to its end while `handoff` opens the URLs the container hands over,
+/// following the allowlist (the sidecar reloads on every new policy) and handling
 /// signals. The first signal is passed on to the agent, which gets [`STOP_GRACE`] to exit
 /// while its output is still relayed (as `docker run` does); a second signal, the grace
 /// running out, or a signal before the agent exists ends the run at once.
@@ -132,16 +196,23 @@ async fn supervise(
     sandbox: &Sandbox<'_>,
     run: impl Future<Output = Result<ExitStatus, Error>>,
     terminations: &mut Terminations,
-    urls: &mut Follower,
+    handoff: impl Future<Output = ()>,
+    followed: Followed<'_>,
 ) -> Result<ExitStatus, Error> {
-    tokio::pin!(run);
+    let Followed {
+        mut allowlist,
+        mut policy,
+    } = followed;
+    tokio::pin!(run, handoff);
     let mut signalled: Option<i32> = None;
     let grace = tokio::time::sleep(Duration::MAX);
     tokio::pin!(grace);
     loop {
         tokio::select! {
             result = &mut run => return result,
-            () = urls.follow(browser::open_in_browser) => {}
+            () = &mut handoff => {}
+            message = next_change(&mut allowlist) => notice(&message),
+            () = policy_changed(&mut policy) => sandbox.reload_proxy().await,
             number = terminations.recv() => {
                 let (name, engine_name) = signal_name(number);
                 if signalled.is_some() || !sandbox.has_agent() {
@@ -182,16 +253,31 @@ async fn prepare_images(engine: &Engine, config: &SandboxConfig) -> Result<(), E
     Ok(())
 }
 
+/// Without the proxy, the tools volume for login callbacks when the sidecar image is
+/// here; a run goes on without it (callbacks then cannot reach the sandbox).
+async fn tools(sandbox: &Sandbox<'_>, config: &SandboxConfig) -> Option<String> {
+    let image = config.sidecar_image.name();
+    match sandbox.create_tools(&image).await {
+        Ok(tools) => tools,
+        Err(error) => {
+            tracing::warn!(error = %chain(&error), "no tools volume: login callbacks cannot be forwarded");
+            None
+        }
+    }
+}
+
 /// Sets the sandbox up and runs the command, with `watch` taken just before the agent
-/// starts and reported just after it exits; the caller tears it down.
+/// starts and reported just after it exits; the caller tears it down. In proxy mode the
+/// sidecar mounts `allowlist_dir`, the launcher's copy of the allowlist.
 async fn run_in(
     sandbox: &Sandbox<'_>,
     engine: &Engine,
     config: &SandboxConfig,
+    allowlist_dir: Option<&Path>,
     watch: &Watch,
 ) -> Result<ExitStatus, Error> {
-    let (proxy, network) = match &config.proxy {
-        Some(proxy) => {
+    let (proxy, network, tools) = match (&config.proxy, allowlist_dir) {
+        (Some(proxy), Some(allowlist_dir)) => {
             for warning in &proxy.warnings {
                 notice(&format!("warning: {warning}"));
             }
@@ -201,23 +287,24 @@ async fn run_in(
                      addresses of the host through the network's gateway",
                 );
             }
-            let proxy = sandbox.create_proxy(proxy).await?;
-            let network = proxy.network.clone();
-            (Some(proxy), network)
+            let proxy = sandbox.create_proxy(proxy, allowlist_dir).await?;
+            let (network, tools) = (proxy.network.clone(), Some(proxy.tools.clone()));
+            (Some(proxy), network, tools)
         }
-        None if config.network == Network::Host => {
+        _ if config.network == Network::Host => {
             notice(
                 "warning: --network host: unrestricted egress, and the agent reaches every service on the \
                  host's 127.0.0.1 and its abstract Unix sockets",
             );
-            (None, AgentNetwork::Host)
+            (None, AgentNetwork::Host, tools(sandbox, config).await)
         }
-        None => {
+        _ => {
             notice(
                 "network egress is unrestricted (a network of its own, not the host's); use --proxy to \
                  restrict it to an allowlist",
             );
-            (None, sandbox.create_agent_network().await?)
+            let network = sandbox.create_agent_network().await?;
+            (None, network, tools(sandbox, config).await)
         }
     };
     let tty = terminal::is_interactive();
@@ -225,7 +312,8 @@ async fn run_in(
     // sidecar is ready.
     let create_agent = async {
         let image_command = engine.image_command(config.image.name()).await?;
-        let agent = sandbox.create_agent_container(config, &network, &image_command, tty);
+        let agent =
+            sandbox.create_agent_container(config, &network, tools.as_deref(), &image_command, tty);
         Ok::<_, Error>(agent.await?)
     };
     let agent = match &proxy {

@@ -136,6 +136,18 @@ impl From<LogOutput> for Output {
 /// A stream of a container's output.
 pub(crate) type OutputStream = Pin<Box<dyn Stream<Item = Result<Output, EngineError>> + Send>>;
 
+/// `stream` as an [`OutputStream`], its errors as failures of `operation` on `object`.
+fn output_stream(
+    stream: impl Stream<Item = Result<LogOutput, BollardError>> + Send + 'static,
+    operation: &'static str,
+    object: String,
+) -> OutputStream {
+    Box::pin(stream.map(move |item| {
+        item.map(Output::from)
+            .map_err(failed(operation, object.clone()))
+    }))
+}
+
 /// The output and input of an attached container.
 pub(crate) struct Attached {
     /// Output (demultiplexed when the container has no TTY).
@@ -570,13 +582,8 @@ impl Engine {
             .attach_container(id, Some(options))
             .await
             .map_err(failed("attach to", format!("container {id}")))?;
-        let object = format!("container {id}");
-        let output = attached.output.map(move |item| {
-            item.map(Output::from)
-                .map_err(failed("attach to", object.clone()))
-        });
         Ok(Attached {
-            output: Box::pin(output),
+            output: output_stream(attached.output, "attach to", format!("container {id}")),
             input: attached.input,
         })
     }
@@ -674,23 +681,11 @@ impl Engine {
     ) -> Result<ExecOutput, EngineError> {
         let fail =
             |source: BollardError| failed("run", format!("{command:?} in container {id}"))(source);
-        let exec = self
-            .docker
-            .create_exec(
-                id,
-                CreateExecOptions {
-                    cmd: Some(command.to_vec()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..CreateExecOptions::default()
-                },
-            )
-            .await
-            .map_err(fail)?;
+        let (exec, started) = self.start_exec(id, command, false).await.map_err(fail)?;
         let mut output = ExecOutput::default();
         if let StartExecResults::Attached {
             output: mut frames, ..
-        } = self.docker.start_exec(&exec.id, None).await.map_err(fail)?
+        } = started
         {
             while let Some(frame) = frames.next().await {
                 match frame.map_err(fail)? {
@@ -705,11 +700,61 @@ impl Engine {
         }
         output.exit_code = self
             .docker
-            .inspect_exec(&exec.id)
+            .inspect_exec(&exec)
             .await
             .map_err(fail)?
             .exit_code;
         Ok(output)
+    }
+
+    /// Runs `command` in container `id` with its standard streams attached: its output
+    /// as a stream (ending when it exits), its standard input as a writer (shutting it
+    /// down is the command's end of input).
+    ///
+    /// # Errors
+    ///
+    /// The engine refuses to run it.
+    pub(crate) async fn exec_attached(
+        &self,
+        id: &str,
+        command: &[String],
+    ) -> Result<Attached, EngineError> {
+        let object = format!("{command:?} in container {id}");
+        match self.start_exec(id, command, true).await {
+            Ok((_, StartExecResults::Attached { output, input })) => Ok(Attached {
+                output: output_stream(output, "run", object),
+                input,
+            }),
+            Ok((_, StartExecResults::Detached)) => {
+                Err(failed("attach to", object)("the engine did not attach"))
+            }
+            Err(source) => Err(failed("run", object)(source)),
+        }
+    }
+
+    /// Creates and starts an exec of `command` in container `id`, its output attached
+    /// (and its input when `stdin`); returns its id and streams.
+    async fn start_exec(
+        &self,
+        id: &str,
+        command: &[String],
+        stdin: bool,
+    ) -> Result<(String, StartExecResults), BollardError> {
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(command.to_vec()),
+                    attach_stdin: Some(stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..CreateExecOptions::default()
+                },
+            )
+            .await?;
+        let started = self.docker.start_exec(&exec.id, None).await?;
+        Ok((exec.id, started))
     }
 
     /// Removes a container, killing it if it runs, with its anonymous volumes; one

@@ -115,7 +115,8 @@ pub(crate) struct SandboxArgs {
     /// the proxy.
     #[arg(long, overrides_with = "proxy")]
     pub(crate) no_proxy: bool,
-    /// The allowlist file [default: ~/.agents/proxy_allowed_domains.txt].
+    /// The allowlist file [default: ~/.config/agent-sandbox/allowed_domains.txt]; refused
+    /// when a read-write mount of the sandbox reaches it (unless --force).
     #[arg(long, value_name = "FILE")]
     pub(crate) allowed_domains: Option<PathBuf>,
     /// The image variant.

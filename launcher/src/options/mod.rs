@@ -6,6 +6,7 @@
 
 pub(crate) mod cli;
 pub(crate) mod image_ref;
+pub(crate) mod keypath;
 pub(crate) mod limits;
 pub(crate) mod profile;
 pub(crate) mod settings;

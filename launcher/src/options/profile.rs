@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::options::keypath::KeyPath;
 use crate::options::subpath::SubPath;
 
 /// The names of the agents whose profiles are built in (an executable invoked under one
@@ -98,6 +99,33 @@ pub(crate) struct MountSpec {
     /// empty so that it can be protected; a missing file is checked at exit instead.
     #[serde(default)]
     pub(crate) code: Vec<SubPath>,
+    /// Files of it that the agent writes (so they cannot be read-only) but whose values
+    /// can make it run commands or load code when it next starts, on the host too:
+    /// compared before and after the run.
+    #[serde(default)]
+    pub(crate) watch: Vec<WatchedFile>,
+}
+
+/// A JSON file of a mount and the values in it that make the agent run commands.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WatchedFile {
+    /// The file, relative to the mount.
+    pub(crate) file: SubPath,
+    pub(crate) keys: Vec<WatchedKey>,
+}
+
+/// Values in a JSON file that make the agent run a command or load code.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WatchedKey {
+    /// Where the values are.
+    pub(crate) key: KeyPath,
+    /// Only string values starting with this count (`!`: a command run through a shell).
+    #[serde(default)]
+    pub(crate) prefix: Option<String>,
+    /// What the agent does with such a value, for the user ("pi runs this command ...").
+    pub(crate) effect: String,
 }
 
 /// What to do about a mount whose host path does not exist.
@@ -121,6 +149,8 @@ pub(crate) struct ResolvedMount {
     pub(crate) missing: Missing,
     /// The parts of the source that are code (see [`MountSpec::code`]).
     pub(crate) code: Vec<SubPath>,
+    /// The files whose values are compared (see [`MountSpec::watch`]).
+    pub(crate) watch: Vec<WatchedFile>,
 }
 
 impl Profile {
@@ -184,6 +214,7 @@ impl Profile {
                     read_only: mount.read_only,
                     missing: mount.missing,
                     code: mount.code.clone(),
+                    watch: mount.watch.clone(),
                 }
             })
             .collect()
@@ -343,6 +374,17 @@ mod tests {
     fn unknown_profile_fields_are_rejected() {
         assert!(
             toml::from_str::<Profile>("command = [\"x\"]\nhome = \"/\"\nmonuts = []\n").is_err()
+        );
+    }
+
+    #[test]
+    fn watched_keys_must_be_json_pointers() {
+        let text = "command = [\"x\"]\nhome = \"/\"\n[[mounts]]\nhost = \"~/.x\"\n\
+                    [[mounts.watch]]\nfile = \"s.json\"\nkeys = [{ key = \"shellPath\", effect = \"e\" }]\n";
+        let error = toml::from_str::<Profile>(text).unwrap_err().to_string();
+        assert!(
+            error.contains("line 7") && error.contains("JSON pointer"),
+            "{error}"
         );
     }
 

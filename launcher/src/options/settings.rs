@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! proxy = true
-//! allowed_domains = "~/.agents/proxy_allowed_domains.txt"
+//! allowed_domains = "~/policies/work.txt"   # default: allowed_domains.txt next to this file
 //! lang = "go"
 //! memory = "4g"            # or "none"
 //! source_checkout = "~/src/agent-sandbox"   # to build the sidecar image when a pull fails
@@ -96,16 +96,17 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// The settings file's usual location, if a home directory is known.
-    pub(crate) fn default_path() -> Option<PathBuf> {
+    /// The launcher's own configuration directory (`$XDG_CONFIG_HOME/agent-sandbox`,
+    /// usually `~/.config/agent-sandbox`, on macOS too), if a home directory is known.
+    pub(crate) fn config_dir() -> Option<PathBuf> {
         use etcetera::BaseStrategy as _;
         let strategy = etcetera::choose_base_strategy().ok()?;
-        Some(
-            strategy
-                .config_dir()
-                .join("agent-sandbox")
-                .join("config.toml"),
-        )
+        Some(strategy.config_dir().join("agent-sandbox"))
+    }
+
+    /// The settings file's usual location, `config.toml` in [`Settings::config_dir`].
+    pub(crate) fn default_path() -> Option<PathBuf> {
+        Some(Self::config_dir()?.join("config.toml"))
     }
 
     /// Reads the settings at `path`; a missing file means no settings.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount};
 
 use super::config::{Memory, SandboxConfig};
 use super::sidecar::PROXY_ALIAS;
@@ -20,11 +20,9 @@ pub(crate) enum AgentNetwork {
     Bridge { network: String },
     /// The host's network (no proxy, `--network host`).
     Host,
-    /// No network; the relay as PID 1 reaches the proxy through the shared volumes.
-    Relay {
-        run_volume: String,
-        bin_volume: String,
-    },
+    /// No network; the relay as PID 1 (from the tools volume) reaches the proxy through
+    /// the shared run volume.
+    Relay { run_volume: String },
     /// The per-run internal network, where the sidecar has the alias `proxy`.
     Internal { network: String },
 }
@@ -41,7 +39,9 @@ impl Sandbox<'_> {
     }
 
     /// Creates (does not start) the agent container for `config`, reaching the network
-    /// as `network` says; `image` is the image's own command, which the relay wraps.
+    /// as `network` says, with the `sandbox-proxy` binary of the `tools` volume (the
+    /// relay, the login callbacks' pipe) when there is one; `image` is the image's own
+    /// command, which the relay wraps.
     ///
     /// # Errors
     ///
@@ -50,6 +50,7 @@ impl Sandbox<'_> {
         &self,
         config: &SandboxConfig,
         network: &AgentNetwork,
+        tools: Option<&str>,
         image: &ImageCommand,
         tty: bool,
     ) -> Result<String, SandboxError> {
@@ -76,7 +77,7 @@ impl Sandbox<'_> {
             }
             other => other.bytes(0),
         };
-        let body = agent_container_body(config, network, image, tty, memory);
+        let body = agent_container_body(config, network, tools, image, tty, memory);
         let id = self.create_container("agent", body).await?;
         if let Ok(mut agent) = self.agent.lock() {
             *agent = Some(id.clone());
@@ -101,7 +102,7 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// Every bind mount of the agent container, the final list: the working directory, the
 /// profile's mounts (one at the working directory's own path is left out: the working
 /// directory wins), and the mounts that keep protected paths read-only
-/// ([`Protection::mounts`](super::protect::Protection::mounts)) and the allowlist.
+/// ([`Protection::mounts`](super::protect::Protection::mounts)).
 pub(crate) fn agent_mounts(config: &SandboxConfig) -> Vec<Mount> {
     let workdir = config.workdir.to_string_lossy().into_owned();
     let mut mounts = vec![bind(&workdir, &workdir, false)];
@@ -115,26 +116,7 @@ pub(crate) fn agent_mounts(config: &SandboxConfig) -> Vec<Mount> {
     );
     let protective = config.protection.mounts(&mounts);
     mounts.extend(protective);
-    if let Some(allowlist) = &config.allowlist {
-        mounts.extend(protect_allowlist(allowlist, &mounts));
-    }
     mounts
-}
-
-/// Read-only mounts of the allowlist over every place where it is visible read-write in
-/// the agent container (it usually lives in `~/.agents`, which pi's profile mounts): an
-/// agent must not widen its own policy, for a proxy that reloads it or for the next run.
-fn protect_allowlist(allowlist: &std::path::Path, mounts: &[Mount]) -> Vec<Mount> {
-    let source = allowlist.to_string_lossy();
-    mounts
-        .iter()
-        .filter(|m| m.read_only != Some(true) && m.typ == Some(MountType::BIND))
-        .filter_map(|m| {
-            let inner = allowlist.strip_prefix(m.source.as_deref()?).ok()?;
-            let target = std::path::Path::new(m.target.as_deref()?).join(inner);
-            Some(bind(&source, &target.to_string_lossy(), true))
-        })
-        .collect()
 }
 
 /// The environment that points HTTP clients (curl, Node, Java, ...) at the proxy.
@@ -158,11 +140,12 @@ pub(crate) fn proxy_environment(host: &str, port: u16) -> Vec<String> {
 }
 
 /// The agent container's definition (pure, so its hardening is unit-tested). Its stdin is
-/// open (closed when the launcher's input ends); `tty` gives it a terminal.
-/// `memory` is the memory limit in bytes, if any.
+/// open (closed when the launcher's input ends); `tty` gives it a terminal; `tools` is
+/// mounted read-only at [`BIN_DIR`]. `memory` is the memory limit in bytes, if any.
 pub(crate) fn agent_container_body(
     config: &SandboxConfig,
     network: &AgentNetwork,
+    tools: Option<&str>,
     image: &ImageCommand,
     tty: bool,
     memory: Option<u64>,
@@ -171,15 +154,12 @@ pub(crate) fn agent_container_body(
     let mut mounts = agent_mounts(config);
     let mut env = config.env.clone();
     let mut entrypoint = None;
+    mounts.extend(tools.map(|tools| volume(tools, BIN_DIR, true)));
     let (network_mode, init) = match network {
         AgentNetwork::Bridge { network } => (network.clone(), true),
         AgentNetwork::Host => ("host".to_owned(), true),
-        AgentNetwork::Relay {
-            run_volume,
-            bin_volume,
-        } => {
+        AgentNetwork::Relay { run_volume } => {
             mounts.push(volume(run_volume, RUN_DIR, true));
-            mounts.push(volume(bin_volume, BIN_DIR, true));
             env.extend(proxy_environment("127.0.0.1", PROXY_PORT));
             entrypoint = Some(protocol::relay_entrypoint(&image.entrypoint));
             // The relay is PID 1: it reaps zombies and forwards signals itself.
@@ -227,12 +207,14 @@ mod tests {
     use crate::options::Options;
     use crate::options::profile::Profile;
     use crate::sandbox::config::Host;
+    use bollard::models::MountType;
 
     fn config(args: Options) -> SandboxConfig {
         let profile = Profile::lookup("pi", &Default::default()).unwrap();
         let host = Host {
             cwd: "/src/project".into(),
             home: "/nonexistent-home".into(),
+            config_dir: "/nonexistent-home/.config/agent-sandbox".into(),
             uid: 1234,
             gid: 567,
         };
@@ -260,6 +242,7 @@ mod tests {
             &AgentNetwork::Bridge {
                 network: "net".into(),
             },
+            None,
             &image(),
             true,
             None,
@@ -347,6 +330,7 @@ mod tests {
         let host = agent_container_body(
             &config(args),
             &AgentNetwork::Host,
+            None,
             &image(),
             false,
             Some(512 << 20),
@@ -365,10 +349,15 @@ mod tests {
     fn relay_mode_has_no_network_and_wraps_the_image_entrypoint() {
         let network = AgentNetwork::Relay {
             run_volume: "run".into(),
-            bin_volume: "bin".into(),
         };
-        let body =
-            agent_container_body(&config(Options::default()), &network, &image(), false, None);
+        let body = agent_container_body(
+            &config(Options::default()),
+            &network,
+            Some("bin"),
+            &image(),
+            false,
+            None,
+        );
         let entrypoint = body.entrypoint.unwrap();
         assert_eq!(entrypoint[..2], [protocol::PROXY_BINARY, "relay"]);
         assert_eq!(
@@ -404,40 +393,18 @@ mod tests {
     }
 
     #[test]
-    fn the_allowlist_is_read_only_wherever_a_mount_exposes_it() {
-        let mounts = vec![
-            bind("/home/a/.agents", "/home/piuser/.agents", false),
-            bind("/home/a", "/home/a", false),
-            bind("/home/a/.agents", "/ro/agents", true),
-            bind("/srv", "/srv", false),
-        ];
-        let protected =
-            protect_allowlist(std::path::Path::new("/home/a/.agents/allow.txt"), &mounts);
-        let targets: Vec<_> = protected
-            .iter()
-            .map(|m| (m.target.as_deref(), m.read_only))
-            .collect();
-        assert_eq!(
-            targets,
-            [
-                (Some("/home/piuser/.agents/allow.txt"), Some(true)),
-                (Some("/home/a/.agents/allow.txt"), Some(true))
-            ]
-        );
-        assert!(
-            protected
-                .iter()
-                .all(|m| m.source.as_deref() == Some("/home/a/.agents/allow.txt"))
-        );
-    }
-
-    #[test]
     fn internal_network_mode_points_at_the_proxy_alias() {
         let network = AgentNetwork::Internal {
             network: "net".into(),
         };
-        let body =
-            agent_container_body(&config(Options::default()), &network, &image(), false, None);
+        let body = agent_container_body(
+            &config(Options::default()),
+            &network,
+            None,
+            &image(),
+            false,
+            None,
+        );
         assert!(
             body.env
                 .unwrap()

@@ -4,19 +4,23 @@
 
 use std::path::{Path, PathBuf};
 
+use bollard::models::MountType;
+use sandbox_policy::LoadError;
 use sandbox_policy::lint::lint;
-use sandbox_policy::{LoadError, Policy, PolicyOptions};
 
 use crate::options::image_ref::ImageRef;
 use crate::options::limits::{CpuLimit, Limit, MemoryLimit, PidsLimit};
 use crate::options::profile::{Missing, Profile, ResolvedMount};
+use crate::options::settings::Settings;
 use crate::options::{Isolation, Lang, Network, Options};
+use crate::sandbox::agent::agent_mounts;
+use crate::sandbox::allowlist::Checked;
+use crate::sandbox::allowlist::exposure::{self, Exposure};
+use crate::sandbox::allowlist::location::DefaultAllowlist;
 use crate::sandbox::images::{DEFAULT_BASE_IMAGE, ImageSpec};
 use crate::sandbox::protect::Protection;
 use crate::sandbox::{labels, workdir};
 
-/// The allowlist used when none is given (the old wrapper's location).
-const DEFAULT_ALLOWLIST: &str = "~/.agents/proxy_allowed_domains.txt";
 /// The agent's process limit when none is given: far above what an agent, its tools
 /// and a parallel build use, far below what a fork bomb needs to hurt the host.
 const DEFAULT_PIDS: u32 = 4096;
@@ -40,6 +44,34 @@ pub(crate) enum ConfigError {
     /// The allowlist file has invalid entries (the cause names each line and reason).
     #[error("invalid allowlist")]
     InvalidAllowlist(#[source] LoadError),
+    /// The agent could change the allowlist (and so widen its own policy) through a
+    /// read-write mount of its container.
+    #[error(
+        "refusing the allowlist {path}: the agent can change it from inside the sandbox \
+         ({how}) and widen its own policy; {remedy}, or pass --force"
+    )]
+    ExposedAllowlist {
+        path: PathBuf,
+        /// How (the mount, or hard links).
+        how: String,
+        /// How to move it out of the sandbox's reach.
+        remedy: String,
+    },
+    /// The launcher's configuration directory (its settings, the default allowlist) would
+    /// be writable from the sandbox.
+    #[error(
+        "refusing to run: the launcher's configuration directory {path} (settings, default \
+         allowlist) would be writable from inside the sandbox ({how}); run from another \
+         directory or pass --force"
+    )]
+    ExposedConfigDir { path: PathBuf, how: String },
+    /// Whether the agent could change the allowlist cannot be told.
+    #[error("cannot check whether the sandbox can change the allowlist {path}")]
+    AllowlistExposure {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The working directory is too broad (see `sandbox::workdir`).
     #[error(
         "refusing to mount {path} ({what}) into the sandbox as the working directory: it exposes \
@@ -68,6 +100,8 @@ pub(crate) enum ConfigError {
 pub(crate) struct Host {
     pub(crate) cwd: PathBuf,
     pub(crate) home: PathBuf,
+    /// The launcher's own configuration directory (`~/.config/agent-sandbox`).
+    pub(crate) config_dir: PathBuf,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
 }
@@ -79,12 +113,15 @@ impl Host {
     ///
     /// The current or home directory is unknown.
     pub(crate) fn current() -> Result<Self, ConfigError> {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .ok_or(ConfigError::NoHome)?;
         Ok(Self {
             cwd: std::env::current_dir().map_err(ConfigError::Workdir)?,
-            home: std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .map(PathBuf::from)
-                .ok_or(ConfigError::NoHome)?,
+            config_dir: Settings::config_dir()
+                .unwrap_or_else(|| home.join(".config").join("agent-sandbox")),
+            home,
             uid: rustix::process::getuid().as_raw(),
             gid: rustix::process::getgid().as_raw(),
         })
@@ -120,15 +157,18 @@ impl AgentImage {
 /// Proxy mode's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ProxyConfig {
-    /// The allowlist file (absolute, existing).
-    pub(crate) allowlist: PathBuf,
+    /// The user's allowlist, checked (the sidecar gets a copy, see `sandbox::allowlist`).
+    pub(crate) allowlist: Checked,
+    /// When the allowlist is the old default: how to move it (see `DefaultAllowlist`).
+    pub(crate) move_command: Option<String>,
     pub(crate) image: String,
     /// An existing network for the sidecar's egress, instead of a per-run bridge.
     pub(crate) egress_network: Option<String>,
     /// How the agent container is cut off from the network.
     pub(crate) isolation: Isolation,
-    /// The allowlist's lint warnings (`FILE:LINE:COL: message`), shown before the run:
-    /// the sidecar is built without the public-suffix data, so they are given here.
+    /// Shown before the run: the allowlist's lint warnings (`FILE:LINE:COL: message`;
+    /// the sidecar is built without the public-suffix data, so they are given here), and
+    /// where it lies when that is not where it should.
     pub(crate) warnings: Vec<String>,
 }
 
@@ -192,9 +232,6 @@ pub(crate) struct SandboxConfig {
     pub(crate) proxy: Option<ProxyConfig>,
     /// The network without the proxy.
     pub(crate) network: Network,
-    /// The allowlist file, when it exists (also outside proxy mode: the agent container
-    /// sees it read-only, so that it cannot widen a later run's policy).
-    pub(crate) allowlist: Option<PathBuf>,
     pub(crate) image: AgentImage,
     /// Rebuild the images even when up to date.
     pub(crate) rebuild: bool,
@@ -221,6 +258,8 @@ pub(crate) struct SandboxConfig {
     pub(crate) read_only: bool,
     /// Extra labels for every object.
     pub(crate) extra_labels: Vec<(String, String)>,
+    /// Shown before the run: what `--force` let through.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl SandboxConfig {
@@ -250,43 +289,11 @@ impl SandboxConfig {
         if args.proxy && args.network == Network::Host {
             return Err(ConfigError::HostNetworkWithProxy);
         }
-        let wanted = host.expand(
-            args.allowed_domains
-                .as_deref()
-                .unwrap_or(Path::new(DEFAULT_ALLOWLIST)),
-        );
-        let allowlist = match std::fs::canonicalize(&wanted) {
-            Ok(path) => Some(path),
-            Err(source) if args.proxy => {
-                return Err(ConfigError::MissingAllowlist {
-                    path: wanted,
-                    source,
-                });
-            }
-            Err(_) => None,
-        };
-        let mut warnings = Vec::new();
-        if let Some(path) = allowlist.as_deref().filter(|_| args.proxy) {
-            // Checked here, before anything starts, with the proxy's own loader; the
-            // options and the generation number do not change whether an entry is valid.
-            let policy = Policy::load(path, &PolicyOptions::default(), 1)
-                .map_err(ConfigError::InvalidAllowlist)?;
-            warnings = lint(policy.allowlist())
-                .iter()
-                .map(|finding| format!("{}:{finding}", path.display()))
-                .collect();
-        }
         let sidecar_image = ImageRef::sidecar(args.proxy_image.as_deref());
-        let proxy = allowlist
-            .clone()
-            .filter(|_| args.proxy)
-            .map(|allowlist| ProxyConfig {
-                allowlist,
-                warnings,
-                image: sidecar_image.name(),
-                egress_network: args.egress_network.clone(),
-                isolation: args.isolation,
-            });
+        let proxy = match args.proxy {
+            true => Some(ProxyConfig::new(args, host, sidecar_image.name())?),
+            false => None,
+        };
         let image = match args.image.clone().or_else(|| profile.image.clone()) {
             Some(name) => AgentImage::Given(name),
             None => AgentImage::Built(ImageSpec::agent(
@@ -309,11 +316,11 @@ impl SandboxConfig {
             read_only: false,
             missing: Missing::Skip,
             code: Vec::new(),
+            watch: Vec::new(),
         }));
-        Ok(Self {
+        let mut config = Self {
             proxy,
             network: args.network,
-            allowlist,
             image,
             rebuild: args.rebuild,
             source_checkout: args
@@ -331,6 +338,107 @@ impl SandboxConfig {
             limits: Limits::new(args),
             read_only: args.read_only,
             extra_labels,
+            warnings: Vec::new(),
+        };
+        let mounts = agent_mounts(&config);
+        let writable: Vec<&Path> = mounts
+            .iter()
+            .filter(|m| m.read_only != Some(true) && m.typ == Some(MountType::BIND))
+            .filter_map(|m| m.source.as_deref().map(Path::new))
+            .collect();
+        if let Some(exposure) = exposed_config_dir(&host.config_dir, &writable) {
+            let refusal = ConfigError::ExposedConfigDir {
+                path: host.config_dir.clone(),
+                how: exposure.to_string(),
+            };
+            match args.force {
+                true => config.warnings.push(format!("--force: {refusal}")),
+                false => return Err(refusal),
+            }
+        }
+        if let Some(proxy) = &mut config.proxy {
+            proxy.refuse_exposure(&writable, args.force)?;
+        }
+        Ok(config)
+    }
+}
+
+/// The first of `writable` through which the launcher's configuration directory (or,
+/// while it does not exist, the directory it would be created in) can be changed.
+fn exposed_config_dir<'a>(config_dir: &Path, writable: &[&'a Path]) -> Option<Exposure<'a>> {
+    let existing = config_dir.ancestors().find(|dir| dir.exists())?;
+    // What cannot be resolved is refused by the allowlist's own check where it matters.
+    exposure::exposed_through(existing, writable.iter().copied())
+        .ok()
+        .flatten()
+}
+
+impl ProxyConfig {
+    /// Proxy mode's settings: the allowlist found (named, or the default), read and
+    /// checked with the proxy's own compiler.
+    fn new(args: &Options, host: &Host, image: String) -> Result<Self, ConfigError> {
+        let default = DefaultAllowlist::find(&host.home, &host.config_dir);
+        let (path, move_command) = match &args.allowed_domains {
+            Some(path) => (host.cwd.join(host.expand(path)), None),
+            None => (default.path.clone(), default.move_command.clone()),
+        };
+        let mut warnings: Vec<String> = match move_command {
+            Some(_) => default.notice().into_iter().collect(),
+            None => Vec::new(),
+        };
+        let allowlist = Checked::read(&path).map_err(|error| match error {
+            LoadError::Read { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                ConfigError::MissingAllowlist { path, source }
+            }
+            error => ConfigError::InvalidAllowlist(error),
+        })?;
+        warnings.extend(
+            lint(allowlist.policy.allowlist())
+                .iter()
+                .map(|finding| format!("{}:{finding}", path.display())),
+        );
+        Ok(Self {
+            allowlist,
+            move_command,
+            warnings,
+            image,
+            egress_network: args.egress_network.clone(),
+            isolation: args.isolation,
+        })
+    }
+
+    /// Refuses an allowlist that the agent container could change through one of the
+    /// sources of its read-write mounts, `writable`; with `force`, warns instead.
+    fn refuse_exposure(&mut self, writable: &[&Path], force: bool) -> Result<(), ConfigError> {
+        let path = &self.allowlist.path;
+        let mount =
+            exposure::exposed_through(path, writable.iter().copied()).map_err(|source| {
+                ConfigError::AllowlistExposure {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        let Some(how) = mount else {
+            return Ok(());
+        };
+        if force {
+            self.warnings.push(format!(
+                "--force: the agent can change the allowlist {} ({how}) and so widen its own \
+                 policy",
+                path.display(),
+            ));
+            return Ok(());
+        }
+        let remedy = match &self.move_command {
+            Some(command) => format!("move it: {command}"),
+            None => "keep it where no mount of the sandbox reaches (the default location, the \
+                 launcher's configuration directory, is such a place)"
+                .to_owned(),
+        };
+        Err(ConfigError::ExposedAllowlist {
+            path: path.clone(),
+            how: how.to_string(),
+            remedy,
         })
     }
 }
@@ -348,6 +456,7 @@ mod tests {
         Host {
             cwd: cwd.into(),
             home: "/home/alice".into(),
+            config_dir: "/home/alice/.config/agent-sandbox".into(),
             uid: 1000,
             gid: 1000,
         }
@@ -379,7 +488,7 @@ mod tests {
         };
         let error = config(&default, "/home/alice/project").unwrap_err();
         assert!(
-            matches!(&error, ConfigError::MissingAllowlist { path, .. } if path == Path::new("/home/alice/.agents/proxy_allowed_domains.txt"))
+            matches!(&error, ConfigError::MissingAllowlist { path, .. } if path == Path::new("/home/alice/.config/agent-sandbox/allowed_domains.txt"))
         );
         assert!(
             config(
@@ -411,7 +520,7 @@ mod tests {
     fn an_existing_allowlist_and_proxy_defaults() {
         let (_dir, file, args) = proxied("example.com\n");
         let proxy = config(&args, "/home/alice/project").unwrap().proxy.unwrap();
-        assert_eq!(proxy.allowlist, std::fs::canonicalize(&file).unwrap());
+        assert_eq!(proxy.allowlist.path, file);
         assert_eq!(proxy.image, ImageRef::default_sidecar().name());
         assert_eq!(proxy.isolation, Isolation::NoNetwork);
         assert_eq!(proxy.egress_network, None);
@@ -444,6 +553,121 @@ mod tests {
         assert!(
             duplicate.starts_with(&format!("{}:3:", file.display())),
             "{duplicate}"
+        );
+    }
+
+    #[test]
+    fn an_allowlist_the_agent_can_change_is_refused_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let host = Host {
+            cwd: root.join("work"),
+            home: root.join("home"),
+            config_dir: root.join("home/.config/agent-sandbox"),
+            ..host("/")
+        };
+        let inside = root.join("work/policy/allow.txt");
+        let legacy = root.join("home/.agents/proxy_allowed_domains.txt");
+        for file in [&inside, &legacy] {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, "example.com\n").unwrap();
+        }
+        let proxied = |allowed_domains: Option<&Path>, force: bool| {
+            let args = Options {
+                proxy: true,
+                allowed_domains: allowed_domains.map(Path::to_owned),
+                force,
+                ..Options::default()
+            };
+            SandboxConfig::new(&args, &pi(), vec![], &host, no_env)
+        };
+        // In the working directory: renaming its parent or rewriting it would widen
+        // the policy.
+        let error = proxied(Some(&inside), false).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::ExposedAllowlist { how, .. } if how.ends_with(&*root.join("work").to_string_lossy())),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("--force"), "{error}");
+        let forced = proxied(Some(&inside), true).unwrap().proxy.unwrap();
+        assert!(forced.warnings.iter().any(|w| w.starts_with("--force")));
+        // The old default, in ~/.agents, which pi's profile mounts read-write: refused,
+        // with the command that moves it.
+        let error = proxied(None, false).unwrap_err();
+        let ConfigError::ExposedAllowlist { path, remedy, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(path, &legacy);
+        assert!(
+            remedy.contains("mv ") && remedy.contains("allowed_domains.txt"),
+            "{remedy}"
+        );
+        // The new default is used as it is.
+        let new = host.config_dir.join("allowed_domains.txt");
+        std::fs::create_dir_all(&host.config_dir).unwrap();
+        std::fs::write(&new, "example.com\n").unwrap();
+        let proxy = proxied(None, false).unwrap().proxy.unwrap();
+        assert_eq!((proxy.allowlist.path, proxy.warnings), (new, Vec::new()));
+    }
+
+    #[test]
+    fn the_launchers_configuration_directory_is_never_writable_from_the_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let config_dir = root.join("home/.config/agent-sandbox");
+        std::fs::create_dir_all(&config_dir).unwrap();
+        let in_config = |cwd: PathBuf, force: bool| {
+            let host = Host {
+                cwd,
+                home: root.join("home"),
+                config_dir: config_dir.clone(),
+                ..host("/")
+            };
+            let args = Options {
+                force,
+                ..Options::default()
+            };
+            SandboxConfig::new(&args, &pi(), vec![], &host, no_env)
+        };
+        // Not even without the proxy: a run could plant the default allowlist or
+        // rewrite the settings for the next one.
+        for cwd in [root.join("home/.config"), config_dir.clone()] {
+            let error = in_config(cwd.clone(), false).unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::ExposedConfigDir { how, .. } if how.ends_with(&*cwd.to_string_lossy())),
+                "{error:?}"
+            );
+            let forced = in_config(cwd, true).unwrap();
+            assert!(
+                forced.warnings[0].starts_with("--force: refusing"),
+                "{:?}",
+                forced.warnings
+            );
+        }
+        // A sibling of it (pi mounts ~/.config/acli) is not its parent.
+        std::fs::create_dir_all(root.join("home/.config/acli")).unwrap();
+        let beside = in_config(root.join("home/.config/acli"), false).unwrap();
+        assert!(beside.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_relative_allowlist_is_the_working_directorys() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("allow.txt"), "example.com\n").unwrap();
+        let host = Host {
+            cwd: root.clone(),
+            ..host("/")
+        };
+        let args = Options {
+            proxy: true,
+            allowed_domains: Some("allow.txt".into()),
+            ..Options::default()
+        };
+        let error = SandboxConfig::new(&args, &pi(), vec![], &host, no_env).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::ExposedAllowlist { path, .. } if *path == root.join("allow.txt")),
+            "{error:?}"
         );
     }
 

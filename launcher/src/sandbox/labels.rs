@@ -32,6 +32,24 @@ pub(crate) struct Owner {
     pub(crate) host: String,
 }
 
+impl Owner {
+    /// The owner as a file's contents (`PID`, start, host, one a line), for what a run
+    /// leaves outside the engine.
+    pub(crate) fn record(&self) -> String {
+        format!("{}\n{}\n{}\n", self.pid, self.start, self.host)
+    }
+
+    /// Parses what [`Owner::record`] wrote.
+    pub(crate) fn from_record(record: &str) -> Option<Self> {
+        let mut lines = record.lines();
+        Some(Self {
+            pid: lines.next()?.parse().ok()?,
+            start: lines.next()?.to_owned(),
+            host: lines.next()?.to_owned(),
+        })
+    }
+}
+
 /// One launcher run: its id and owner, labelled onto everything it creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Session {
@@ -134,6 +152,13 @@ mod tests {
             format!("agent-sandbox-{}-agent", session.id)
         );
         assert_eq!(session.id.len(), 12);
+    }
+
+    #[test]
+    fn owner_records_round_trip() {
+        assert_eq!(Owner::from_record(&owner().record()), Some(owner()));
+        assert_eq!(Owner::from_record("x\n1\nbox\n"), None);
+        assert_eq!(Owner::from_record("1\n"), None);
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! The sandbox of one run, in domain verbs: its validated description ([`config`], with
 //! the working directories it refuses in [`workdir`] and what it protects from the agent
-//! in [`protect`]), the images ([`images`]), the session labels on everything it creates
+//! in [`protect`]), the allowlist the launcher owns and follows ([`allowlist`]), the images ([`images`]), the session labels on everything it creates
 //! ([`labels`], [`liveness`]), the proxy sidecar ([`sidecar`]), the hardened agent
 //! container ([`agent`]), and teardown in reverse order on every path ([`teardown`]).
 
 mod agent;
+pub(crate) mod allowlist;
 pub(crate) mod checkout;
 pub(crate) mod config;
 pub(crate) mod denied;
 pub mod images;
 pub(crate) mod labels;
 pub(crate) mod liveness;
+pub(crate) mod private_dirs;
 pub(crate) mod protect;
 mod sidecar;
 pub(crate) mod sidecar_image;
@@ -60,6 +62,7 @@ pub(crate) struct Sandbox<'a> {
     // the locks are never held across an await.
     created: Mutex<Vec<Resource>>,
     agent: Mutex<Option<String>>,
+    proxy: Mutex<Option<String>>,
 }
 
 impl<'a> Sandbox<'a> {
@@ -69,6 +72,7 @@ impl<'a> Sandbox<'a> {
             session,
             created: Mutex::new(Vec::new()),
             agent: Mutex::new(None),
+            proxy: Mutex::new(None),
         }
     }
 
@@ -77,6 +81,11 @@ impl<'a> Sandbox<'a> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(resource);
+    }
+
+    /// The agent container's id, once it exists.
+    pub(crate) fn agent_id(&self) -> Option<String> {
+        self.agent.lock().ok().and_then(|agent| agent.clone())
     }
 
     /// Whether the agent container exists yet.

@@ -125,13 +125,15 @@ pub(crate) async fn gc(
     Ok(stale)
 }
 
-/// Makes a panic remove the session's objects before the process ends: the hook runs on
-/// the panicking thread while the async runtime may be unusable, so it uses a fresh
-/// thread with its own runtime and connection, and finds the objects by label.
+/// Makes a panic remove the session's objects (and its allowlist copy) before the process
+/// ends: the hook runs on the panicking thread while the async runtime may be unusable,
+/// so it uses a fresh thread with its own runtime and connection, and finds the objects
+/// by label.
 pub(crate) fn remove_on_panic(session: String) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
+        super::allowlist::copy::remove_session(&session);
         let session = session.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()

@@ -1,6 +1,8 @@
 //! The launcher end to end, through the real binary (`CARGO_BIN_EXE_agent-sandbox`) and
-//! the real Docker engine, one test binary: sandboxed runs ([`sandbox`]), what runs on
-//! the host protected from the agent ([`protect`]), the network without the proxy
+//! the real Docker engine, one test binary: sandboxed runs ([`sandbox`]), the browser
+//! hand-off and login callbacks ([`browser`]), what runs on the host protected from the
+//! agent ([`protect`]), the allowlist the launcher owns ([`allowlist`]), the network
+//! without the proxy
 //! ([`network`]), limits, logs and volumes ([`limits`]), the interactive terminal
 //! ([`terminal`]), image builds ([`images`]) and the first run without a sidecar image
 //! ([`first_run`]). Shared helpers are in [`support`] and [`pty`]; Docker helpers come
@@ -12,6 +14,8 @@
 // Helpers outside `#[test]` functions fail the calling test by panicking.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
+mod allowlist;
+mod browser;
 mod first_run;
 mod images;
 mod limits;

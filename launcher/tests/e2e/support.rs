@@ -147,6 +147,17 @@ pub fn wait_for_agent(scope: &Scope) {
     );
 }
 
+/// Hands everything below `dir` to [`USER`].
+pub fn chown_to_user(dir: &Path) {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{USER}:{USER}"))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// The launcher binary cargo built for these tests.
 pub fn launcher_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_agent-sandbox"))

@@ -62,6 +62,17 @@ pub(crate) enum Command {
     Secrets(AdminArgs),
     /// Run CMD as a minimal init, relaying a loopback port to the proxy's socket.
     Relay(RelayArgs),
+    /// Copy stdin to a TCP connection and the connection to stdout (the launcher's
+    /// login-callback forwarding, run in the agent container).
+    Pipe(PipeArgs),
+}
+
+/// Options of `pipe`.
+#[derive(Debug, Args)]
+pub(crate) struct PipeArgs {
+    /// Where to connect, tried in order until one accepts.
+    #[arg(required = true, value_name = "ADDR")]
+    pub(crate) connect: Vec<SocketAddr>,
 }
 
 /// Where the management listener is.
@@ -330,6 +341,16 @@ mod tests {
             panic!("not healthcheck")
         };
         assert_eq!(health.admin, admin);
+
+        let Some(Command::Pipe(pipe)) = parse_protocol(&protocol::pipe_command(1455)).command
+        else {
+            panic!("not pipe")
+        };
+        let loopbacks: Vec<SocketAddr> = vec![
+            "127.0.0.1:1455".parse().unwrap(),
+            "[::1]:1455".parse().unwrap(),
+        ];
+        assert_eq!(pipe.connect, loopbacks);
     }
 
     #[test]

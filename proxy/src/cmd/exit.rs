@@ -8,7 +8,8 @@ use std::process::ExitCode;
 pub enum Exit {
     /// Success; for `check`, every target is allowed.
     Success = 0,
-    /// `check`: at least one target is denied. `healthcheck`: not ready.
+    /// `check`: at least one target is denied. `healthcheck`: not ready. `pipe`: no
+    /// address accepts, or the connection failed.
     Denied = 1,
     /// The allowlist file is missing, unreadable or invalid.
     InvalidAllowlist = 2,
@@ -34,7 +35,7 @@ impl From<Exit> for ExitCode {
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0   success (check: every target allowed)
-  1   check: a target is denied; healthcheck: not ready
+  1   check: a target is denied; healthcheck: not ready; pipe: cannot connect
   2   the allowlist file is missing, unreadable or invalid
   3   a listening address could not be bound
   4   the system DNS configuration could not be read

@@ -1,7 +1,7 @@
 //! The command line and what each command does: [`cli`] parses it, [`config`] validates
 //! the server's options, [`serve`] runs the server, [`check`] and [`explain`] decide
-//! targets offline, [`admin`] asks a running proxy, and `relay` hands over to the
-//! [`crate::agent`]. Every outcome is a named [`exit`] code.
+//! targets offline, [`admin`] asks a running proxy, and `relay` and `pipe` hand over
+//! to the [`crate::agent`]. Every outcome is a named [`exit`] code.
 
 mod admin;
 mod check;
@@ -15,7 +15,7 @@ mod serve;
 use std::io::Write;
 use std::process::ExitCode;
 
-use cli::{Cli, Command, RelayArgs, ServeArgs};
+use cli::{Cli, Command, PipeArgs, RelayArgs, ServeArgs};
 use config::ServeConfig;
 use sandbox_policy::report;
 use tracing::level_filters::LevelFilter;
@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Denied(args)) => admin::print_report(&args, "/denied").into(),
         Some(Command::Secrets(args)) => admin::print_report(&args, "/secrets").into(),
         Some(Command::Relay(args)) => ExitCode::from(relay(args)),
+        Some(Command::Pipe(args)) => pipe(&args).into(),
         None => server(cli.serve).into(),
     }
 }
@@ -59,6 +60,20 @@ fn relay(args: RelayArgs) -> u8 {
             );
             err.exit_code()
         }
+    }
+}
+
+fn pipe(args: &PipeArgs) -> Exit {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&err, Exit::Internal),
+    };
+    match runtime.block_on(crate::agent::pipe::run(&args.connect)) {
+        Ok(()) => Exit::Success,
+        Err(err) => fail(&err, Exit::Denied),
     }
 }
 

@@ -160,3 +160,50 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[tokio::test]
+async fn pipe_carries_stdin_to_the_first_address_that_accepts_and_the_answer_back() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        // Reads to the end: the pipe half-closes the connection at the end of its input.
+        stream.read_to_end(&mut request).await.unwrap();
+        stream.write_all(b"answer to ").await.unwrap();
+        stream.write_all(&request).await.unwrap();
+    });
+    let closed = free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "pipe",
+            &format!("127.0.0.1:{closed}"),
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"GET /cb?code=1").await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    server.await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "answer to GET /cb?code=1"
+    );
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn pipe_with_nothing_listening_fails_at_once_and_says_where() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let (code, _, stderr) = run(&["pipe", &address]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!("nothing accepts a connection at {address}")),
+        "{stderr}"
+    );
+}

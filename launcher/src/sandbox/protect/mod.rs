@@ -13,11 +13,13 @@
 //! itself, as writable as before), and the kernel refuses to rename or remove a mount
 //! point. Those that do not exist cannot be mounted without creating them on the host;
 //! they, and all the others, are compared before and after the run ([`snapshot`]), and
-//! what the run created, changed or deleted is reported at exit.
+//! what the run created, changed or deleted is reported at exit. The agent's config files
+//! it writes itself are compared by the values in them that run commands ([`values`]).
 
 mod git;
 mod gitconfig;
 pub(crate) mod snapshot;
+pub(crate) mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -66,6 +68,9 @@ pub(crate) struct Protection {
     /// The git repositories (`.git` entries) in the working directory, to tell new ones
     /// at exit.
     pub(crate) repositories: Vec<PathBuf>,
+    /// The agent's writable config files whose values are compared before and after
+    /// the run (they can make it run commands when it next starts).
+    pub(crate) values: Vec<values::Watched>,
 }
 
 impl Protection {
@@ -118,6 +123,7 @@ impl Protection {
             create,
             outside: git.outside,
             repositories: git.repositories,
+            values: values::watched(mounts),
             ..Self::default()
         };
         let wanted: BTreeSet<PathBuf> = wanted.into_iter().collect();
@@ -407,6 +413,7 @@ mod tests {
             read_only: false,
             missing: Missing::Create,
             code: subpaths(&["extensions/", "npm/", "mcp.json", "SYSTEM.md"]),
+            watch: Vec::new(),
         }];
         let protection = Protection::new(&work, dir.path(), &[], &[], &mounts, false);
         let under_agent = |paths: &[PathBuf]| {

@@ -13,6 +13,7 @@ use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest as _, Sha256};
 
+use super::values::{self, Values};
 use super::{Protection, git};
 
 /// Files up to this size are hashed; larger ones are compared by their metadata.
@@ -126,56 +127,76 @@ impl Snapshot {
     }
 }
 
-/// A snapshot taken once and reported once, whichever way the run ends: taken just
-/// before the agent starts, reported right after it exits (before the proxy's summary),
-/// or after teardown when the run ended another way (a signal, an error).
+/// A snapshot (with the watched values of the agent's config) taken once and reported
+/// once, whichever way the run ends: taken just before the agent starts, reported right
+/// after it exits (before the proxy's summary), or after teardown when the run ended
+/// another way (a signal, an error).
 #[derive(Debug, Default)]
 pub(crate) struct Watch {
-    snapshot: Mutex<Option<Snapshot>>,
+    snapshot: Mutex<Option<(Snapshot, Values)>>,
 }
 
 impl Watch {
     /// Takes the snapshot of what `protection` protects in `workdir` (its repositories
-    /// are those of `protection`: nothing ran in between).
+    /// are those of `protection`: nothing ran in between) and reads its watched values.
     pub(crate) fn begin(&self, protection: &Protection, workdir: &Path) {
         let snapshot = Snapshot::take(&protection.watched, &protection.repositories, workdir);
-        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
+        let values = Values::take(&protection.values);
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = Some((snapshot, values));
     }
 
-    /// The warning about what changed since [`Watch::begin`] (see [`warning`]); nothing
-    /// when nothing changed, when it was not taken, or when it was reported already.
+    /// The warnings about what changed since [`Watch::begin`] (see [`warning`] and
+    /// [`values::warning`]); nothing when nothing changed, when it was not taken, or
+    /// when it was reported already.
     pub(crate) fn end(&self) -> Vec<String> {
         let snapshot = self
             .snapshot
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        snapshot.map(|s| warning(&s.changes())).unwrap_or_default()
+        let Some((snapshot, values)) = snapshot else {
+            return Vec::new();
+        };
+        let mut lines = warning(&snapshot.changes());
+        lines.extend(values::warning(&values.changes()));
+        lines
     }
 }
 
 /// The warning about `changes`, one line each, or nothing when there are none.
 pub(crate) fn warning(changes: &[Change]) -> Vec<String> {
-    if changes.is_empty() {
-        return Vec::new();
-    }
-    let rule = "=".repeat(72);
-    let mut lines = vec![
-        rule.clone(),
-        "WARNING: this run changed files that can run code on this machine".to_owned(),
-        "(git config or hooks, editor tasks, CI workflows, agent extensions...).".to_owned(),
-        "Review them before you run git, open the project or start the agent again:".to_owned(),
-    ];
-    for change in changes.iter().take(MAX_LISTED) {
+    let entries = changes.iter().map(|change| {
         let how = match change.how {
             How::Created => "created",
             How::Changed => "changed",
             How::Deleted => "deleted",
         };
-        lines.push(format!("  {how:<8} {}", change.path.display()));
+        vec![format!("  {how:<8} {}", change.path.display())]
+    });
+    banner(
+        &[
+            "WARNING: this run changed files that can run code on this machine",
+            "(git config or hooks, editor tasks, CI workflows, agent extensions...).",
+            "Review them before you run git, open the project or start the agent again:",
+        ],
+        entries.collect(),
+    )
+}
+
+/// `entries` (each of one or more lines, at most [`MAX_LISTED`], the rest counted) under
+/// `heading`, between rules, so that they stand out among the launcher's other
+/// messages; nothing when there are no entries.
+pub(crate) fn banner(heading: &[&str], entries: Vec<Vec<String>>) -> Vec<String> {
+    if entries.is_empty() {
+        return Vec::new();
     }
-    if changes.len() > MAX_LISTED {
-        lines.push(format!("  ... and {} more", changes.len() - MAX_LISTED));
+    let rule = "=".repeat(72);
+    let mut lines = vec![rule.clone()];
+    lines.extend(heading.iter().map(|line| (*line).to_owned()));
+    let more = entries.len().saturating_sub(MAX_LISTED);
+    lines.extend(entries.into_iter().take(MAX_LISTED).flatten());
+    if more > 0 {
+        lines.push(format!("  ... and {more} more"));
     }
     lines.push(rule);
     lines
