@@ -67,6 +67,8 @@ async fn upstream() -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            // As the proxy's sockets: no Nagle delay on small writes (an event).
+            let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(stream).await else {
@@ -179,6 +181,7 @@ async fn client(
     root: &CertificateDer<'static>,
 ) -> SendRequest<Empty<Bytes>> {
     let mut stream = TcpStream::connect(proxy).await.unwrap();
+    stream.set_nodelay(true).unwrap();
     let connect = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
     stream.write_all(connect.as_bytes()).await.unwrap();
     let mut head = Vec::new();

@@ -59,7 +59,7 @@ pub const ALLOWLIST_PATH: &str = "/etc/sandbox-proxy/allowed_domains.txt";
 pub const UPSTREAM_CA_PATH: &str = "/etc/sandbox-upstream-ca.pem";
 
 /// The response header carrying the reason code of a request the policy refused
-/// (`not-allowlisted`, `port`, `private-address`, `self`, `upstream-tls`).
+/// (`not-allowlisted`, `port`, `private-address`, `self`).
 pub const DENY_HEADER: &str = "x-sandbox-proxy-deny";
 
 /// Where the proxy listens or the relay connects: `IP:PORT`, `[IPv6]:PORT` or

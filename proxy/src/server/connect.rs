@@ -164,11 +164,7 @@ impl Tunnel {
         } = self;
         let moved = Arc::new(Counters::default());
         let client = ClientEnd::new(client, early, moved.clone());
-        let origin = Origin {
-            host: target.host.clone(),
-            port: target.port,
-            tls: false,
-        };
+        let origin = Origin::new(&target, false);
         let rewrite = WatchSecrets {
             secrets: shared.secrets.clone(),
             host: target.host.clone(),
@@ -191,17 +187,8 @@ impl Tunnel {
             mut record,
             shared,
         } = self;
-        let first = match shared
-            .limits
-            .sni
-            .screen(&target.host, target.port, &client, early)
-            .await
-        {
-            Ok(first) => first,
-            Err(refusal) => {
-                record.outcome = Outcome::Denied(refusal.code());
-                return;
-            }
+        let Some(first) = screened(&shared, &target, &client, early, &mut record).await else {
+            return;
         };
         let Some(interceptor) = shared.interceptor.as_ref() else {
             return;
@@ -223,18 +210,8 @@ impl Tunnel {
         revoked: impl Future<Output = Arc<Policy>>,
     ) {
         let (target, shared) = (&self.target, &self.shared);
-        // On TLS ports the ClientHello must name the CONNECT host before a byte goes up.
-        let first = match shared
-            .limits
-            .sni
-            .screen(&target.host, target.port, &client, early)
-            .await
-        {
-            Ok(first) => first,
-            Err(refusal) => {
-                self.record.outcome = Outcome::Denied(refusal.code());
-                return;
-            }
+        let Some(first) = screened(shared, target, &client, early, &mut self.record).await else {
+            return;
         };
         // Bytes the client sent right behind the CONNECT head belong to the tunnel.
         let early = Transferred {
@@ -259,6 +236,30 @@ impl Tunnel {
         let mut transferred = moved.snapshot();
         transferred.up += early.up;
         self.record.tunnel_ended(end, transferred);
+    }
+}
+
+/// The TLS name check of a tunnel to `target` (on TLS ports the ClientHello must name
+/// the CONNECT host before a byte goes up): the bytes read, or `None` after recording
+/// the refusal in `record`.
+async fn screened<S: Socket>(
+    shared: &Shared,
+    target: &Target,
+    client: &S,
+    early: Bytes,
+    record: &mut DecisionRecord,
+) -> Option<Bytes> {
+    match shared
+        .limits
+        .sni
+        .screen(&target.host, target.port, client, early)
+        .await
+    {
+        Ok(first) => Some(first),
+        Err(refusal) => {
+            record.outcome = Outcome::Denied(refusal.code());
+            None
+        }
     }
 }
 

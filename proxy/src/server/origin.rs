@@ -72,6 +72,15 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
+    /// The CONNECT target `target`, reached over TLS or not.
+    pub(crate) fn new(target: &Target, tls: bool) -> Origin {
+        Origin {
+            host: target.host.clone(),
+            port: target.port,
+            tls,
+        }
+    }
+
     fn default_port(&self) -> u16 {
         if self.tls { 443 } else { 80 }
     }

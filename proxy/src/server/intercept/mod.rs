@@ -140,11 +140,7 @@ impl Interceptor {
             }
             Err(_) => return Err(HandshakeFailure::Timeout),
         };
-        let origin = Origin {
-            host: target.host.clone(),
-            port: target.port,
-            tls: true,
-        };
+        let origin = Origin::new(target, true);
         let rewrite = AddSecrets {
             secrets: self.secrets.clone(),
             host: target.host.clone(),
