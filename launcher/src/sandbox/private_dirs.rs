@@ -6,7 +6,7 @@
 //! directory with their VM, while Colima does not share macOS's per-user temporary
 //! directory (`/var/folders/...`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The candidate parents, most preferred first.
 pub(crate) fn parents() -> Vec<PathBuf> {
@@ -22,4 +22,10 @@ pub(crate) fn parents() -> Vec<PathBuf> {
         .chain(cache)
         .chain([std::env::temp_dir()])
         .collect()
+}
+
+/// Runs `remove` (a removal of stale directories under one parent, returning how many
+/// went) in every one of [`parents`]; returns the total.
+pub(crate) fn sweep(remove: impl Fn(&Path) -> usize) -> usize {
+    parents().iter().map(|parent| remove(parent)).sum()
 }

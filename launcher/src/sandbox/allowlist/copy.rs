@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use sandbox_policy::protocol;
 
 use crate::sandbox::labels::Owner;
-use crate::sandbox::private_dirs::parents;
+use crate::sandbox::private_dirs::{self, parents};
 
 /// The private directories' name prefix (the session id follows).
 const PREFIX: &str = "agent-sandbox-policy-";
@@ -103,13 +103,10 @@ pub(crate) fn remove_session(session: &str) {
     }
 }
 
-/// Removes the copies of launchers that are gone from every one of the private directories' [`parents`]; returns
-/// how many.
+/// Removes the copies of launchers that are gone from every one of the private
+/// directories' [`parents`]; returns how many.
 pub(crate) fn remove_stale_everywhere(running: impl Fn(&Owner) -> bool) -> usize {
-    parents()
-        .iter()
-        .map(|parent| remove_stale(parent, &running))
-        .sum()
+    private_dirs::sweep(|parent| remove_stale(parent, &running))
 }
 
 /// Removes the copies under `parent` whose launcher is gone (a launcher killed outright

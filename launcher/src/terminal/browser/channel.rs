@@ -199,10 +199,7 @@ fn new_file(path: &Path) -> io::Result<File> {
 /// [`remove_stale`] in every one of the private directories' parents; returns how many
 /// channels went.
 pub(crate) fn remove_stale_everywhere(running: impl Fn(&Owner) -> bool) -> usize {
-    private_dirs::parents()
-        .iter()
-        .map(|parent| remove_stale(parent, &running))
-        .sum()
+    private_dirs::sweep(|parent| remove_stale(parent, &running))
 }
 
 /// Removes the channel directories under `parent` that belong to no running launcher
