@@ -33,6 +33,16 @@ pub(crate) struct Owner {
 }
 
 impl Owner {
+    /// An owner with process id `pid` on host `h`, for tests of what runs leave behind.
+    #[cfg(test)]
+    pub(crate) fn test(pid: u32) -> Self {
+        Self {
+            pid,
+            start: "1".into(),
+            host: "h".into(),
+        }
+    }
+
     /// The owner as a file's contents (`PID`, start, host, one a line), for what a run
     /// leaves outside the engine.
     pub(crate) fn record(&self) -> String {

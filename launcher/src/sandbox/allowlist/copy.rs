@@ -135,14 +135,6 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
 
-    fn owner(pid: u32) -> Owner {
-        Owner {
-            pid,
-            start: "1".into(),
-            host: "h".into(),
-        }
-    }
-
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
@@ -150,7 +142,7 @@ mod tests {
     #[test]
     fn the_copy_is_private_replaced_whole_and_removed_on_drop() {
         let parent = tempfile::tempdir().unwrap();
-        let copy = PolicyCopy::create(parent.path(), "s1", &owner(1), "a.example\n").unwrap();
+        let copy = PolicyCopy::create(parent.path(), "s1", &Owner::test(1), "a.example\n").unwrap();
         let file = copy.dir().join(protocol::ALLOWLIST_FILE);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "a.example\n");
         assert_eq!(mode(copy.private_dir()), 0o700);
@@ -175,8 +167,8 @@ mod tests {
     #[test]
     fn copies_of_launchers_that_are_gone_are_removed() {
         let parent = tempfile::tempdir().unwrap();
-        let keep = PolicyCopy::create(parent.path(), "live", &owner(1), "").unwrap();
-        let gone = PolicyCopy::create(parent.path(), "dead", &owner(2), "").unwrap();
+        let keep = PolicyCopy::create(parent.path(), "live", &Owner::test(1), "").unwrap();
+        let gone = PolicyCopy::create(parent.path(), "dead", &Owner::test(2), "").unwrap();
         let gone_dir = gone.private_dir().to_owned();
         std::mem::forget(gone); // as if its launcher had been killed
         let unowned = parent.path().join(format!("{PREFIX}unowned"));

@@ -278,20 +278,12 @@ mod tests {
     use super::*;
     use std::io::Write as _;
 
-    fn owner(pid: u32) -> Owner {
-        Owner {
-            pid,
-            start: "1".into(),
-            host: "h".into(),
-        }
-    }
-
     #[test]
     fn channels_of_launchers_that_are_gone_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let parent = dir.path();
-        let keep = Channel::create(parent, "live", &owner(1)).unwrap();
-        let gone = Channel::create(parent, "dead", &owner(2)).unwrap();
+        let keep = Channel::create(parent, "live", &Owner::test(1)).unwrap();
+        let gone = Channel::create(parent, "dead", &Owner::test(2)).unwrap();
         let gone_dir = gone.dir.clone();
         std::mem::forget(gone); // as if its launcher had been killed
         let mode = std::fs::metadata(&keep.dir).unwrap().permissions().mode();
@@ -345,7 +337,7 @@ mod tests {
     #[test]
     fn lines_are_read_bounded_and_a_flood_is_dropped() {
         let parent = tempfile::tempdir().unwrap();
-        let mut channel = Channel::create(parent.path(), "t", &owner(1)).unwrap();
+        let mut channel = Channel::create(parent.path(), "t", &Owner::test(1)).unwrap();
         let mut writer = OpenOptions::new()
             .append(true)
             .open(channel.file_path())
